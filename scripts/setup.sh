@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# scripts/setup.sh — obtain, build and verify the interpreters ftshim is tested against.
+#
+#   free-threaded 3.13t  built here from Debian stable's python3.13 source package
+#                        (or FTSHIM_PYTHON=/path/to/python3.13t, after the same checks)
+#   GIL 3.13             pyenv's 3.13 when the machine has one, else built from the same source
+#   GIL 3.11             the machine's python3.11
+#
+# Everything is cached under ${XDG_CACHE_HOME:-$HOME/.cache}/ftshim/ (override: FTSHIM_CACHE).
+# The result is recorded in one file the tests read: $FTSHIM_INTERPRETERS
+# (default <repo>/target/ftshim-interpreters.env). Idempotent: a second run verifies and returns.
+#
+# Nothing under /etc/apt is changed: the source package is fetched through a private apt
+# configuration whose mirror URI is read from the machine's own apt sources.
+set -euo pipefail
+shopt -s inherit_errexit
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${FTSHIM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ftshim}
+RECORD=${FTSHIM_INTERPRETERS:-$ROOT/target/ftshim-interpreters.env}
+SRC_PACKAGE=python3.13
+SRC_SUITE=${FTSHIM_DEBIAN_SUITE:-trixie}
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+APT_PACKAGES=(build-essential pkg-config xz-utils dpkg-dev libssl-dev libffi-dev zlib1g-dev
+  libbz2-dev liblzma-dev libsqlite3-dev libreadline-dev uuid-dev libgdbm-dev libncurses-dev
+  libclang-dev clang valgrind)
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$CACHE"
+# One setup at a time per cache (parallel `make test` runs would otherwise race on the build).
+exec 9>"$CACHE/.lock"
+flock 9
+
+# ---------------------------------------------------------------- system packages
+ensure_packages() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing with apt-get: ${missing[*]}"
+  [ "$(id -u)" = 0 ] || die "missing Debian packages (${missing[*]}) and not root: install them first"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >"$CACHE/apt-install.log" 2>&1 || { tail -20 "$CACHE/apt-install.log" >&2; die "apt-get update failed"; }
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$CACHE/apt-install.log" 2>&1 ||
+    { tail -20 "$CACHE/apt-install.log" >&2; die "apt-get install ${missing[*]} failed (log: $CACHE/apt-install.log)"; }
+}
+
+# ---------------------------------------------------------------- source package
+# Prints the path of the verified .orig.tar.xz.
+mirror_uri() {
+  local uri=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i ~ /\/debian\/?$/) { print $i; exit } }' \
+      /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/) { print $i; exit } }' \
+      /etc/apt/sources.list)
+  fi
+  [ -n "$uri" ] || die "could not read a Debian mirror URI from /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
+  printf '%s\n' "$uri"
+}
+
+# Verifies every file listed in the .dsc's Checksums-Sha256 against its hash. (apt itself checked
+# the .dsc against the signed Sources index when it downloaded it.)
+verify_dsc() {
+  local dsc=$1 dir sum size name ok=0
+  dir=$(dirname "$dsc")
+  while read -r sum size name; do
+    [ -n "$name" ] || continue
+    [ -f "$dir/$name" ] || { say "missing $name listed in $dsc"; return 1; }
+    echo "$sum  $dir/$name" | sha256sum -c --quiet - >/dev/null 2>&1 || { say "sha256 mismatch: $dir/$name"; return 1; }
+    ok=1
+  done < <(awk '/^Checksums-Sha256:/ { on = 1; next } /^[^ ]/ { on = 0 } on { print $1, $2, $3 }' "$dsc")
+  [ $ok = 1 ]
+}
+
+fetch_source() {
+  local dir="$CACHE/src" dsc
+  dsc=$(ls "$dir"/${SRC_PACKAGE}_*.dsc 2>/dev/null | sort -V | tail -1 || true)
+  if [ -n "$dsc" ] && verify_dsc "$dsc"; then
+    ls "$dir"/${SRC_PACKAGE}_*.orig.tar.xz | sort -V | tail -1
+    return 0
+  fi
+  local apt="$CACHE/apt" uri
+  uri=$(mirror_uri)
+  say "fetching source package $SRC_PACKAGE/$SRC_SUITE from $uri (private apt configuration in $apt)"
+  rm -rf "$apt" "$dir"
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$dir"
+  local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  echo "deb-src [signed-by=$keyring] $uri $SRC_SUITE main" >"$apt/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o "Dir::State::Status=/var/lib/dpkg/status"
+    -o "APT::Sandbox::User=root" -o "Debug::NoLocking=1")
+  apt-get "${opts[@]}" update >"$apt/update.log" 2>&1 ||
+    { tail -20 "$apt/update.log" >&2; die "private apt-get update for $SRC_SUITE deb-src failed"; }
+  (cd "$dir" && apt-get "${opts[@]}" source -d "$SRC_PACKAGE/$SRC_SUITE") >"$apt/source.log" 2>&1 ||
+    { tail -20 "$apt/source.log" >&2; die "apt-get source -d $SRC_PACKAGE/$SRC_SUITE failed: no such source package at $uri?"; }
+  dsc=$(ls "$dir"/${SRC_PACKAGE}_*.dsc 2>/dev/null | sort -V | tail -1 || true)
+  [ -n "$dsc" ] || die "apt-get source produced no .dsc for $SRC_PACKAGE in $dir"
+  verify_dsc "$dsc" || die "checksums in $dsc do not match the downloaded files"
+  ls "$dir"/${SRC_PACKAGE}_*.orig.tar.xz | sort -V | tail -1
+}
+
+# ---------------------------------------------------------------- checks
+# check_interp PY WANT_FT WANT_SERIES -> prints "version ext_suffix" or fails with the reason
+check_interp() {
+  local py=$1 want_ft=$2 series=$3 out
+  [ -x "$py" ] || { say "$py: not an executable file"; return 1; }
+  out=$("$py" - "$want_ft" "$series" <<'EOF' 2>&1
+import sys, sysconfig
+want_ft, series = int(sys.argv[1]), sys.argv[2]
+ver = "%d.%d" % sys.version_info[:2]
+ft = int(sysconfig.get_config_var("Py_GIL_DISABLED") or 0)
+problems = []
+if ver != series:
+    problems.append("version is %s, expected %s" % (ver, series))
+if ft != want_ft:
+    problems.append("sysconfig Py_GIL_DISABLED is %d, expected %d" % (ft, want_ft))
+if want_ft:
+    enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
+    if enabled:
+        problems.append("sys._is_gil_enabled() is True, expected False")
+if not sysconfig.get_config_var("INCLUDEPY"):
+    problems.append("no INCLUDEPY in sysconfig")
+if problems:
+    print("; ".join(problems))
+    sys.exit(1)
+print(sys.version.split()[0], sysconfig.get_config_var("EXT_SUFFIX"))
+EOF
+  ) || { say "$py: $out"; return 1; }
+  printf '%s\n' "$out"
+}
+
+# ---------------------------------------------------------------- build from source
+# build_cpython KIND(ft|gil) -> prints the path of the installed python3.13[t]
+build_cpython() {
+  local kind=$1 tarball version prefix exe flags=()
+  tarball=$(fetch_source)
+  version=$(basename "$tarball" | sed -E "s/^${SRC_PACKAGE}_([0-9.]+)\.orig\.tar\.xz$/\1/")
+  [[ $version =~ ^3\.13\.[0-9]+$ ]] || die "unexpected source version '$version' from $tarball (want 3.13.x)"
+  prefix="$CACHE/cpython-$version-$kind"
+  if [ "$kind" = ft ]; then flags+=(--disable-gil); exe="$prefix/bin/python3.13t"; else exe="$prefix/bin/python3.13"; fi
+  local want_ft=0; [ "$kind" = ft ] && want_ft=1
+  if [ -f "$prefix/.ftshim-ok" ] && check_interp "$exe" $want_ft 3.13 >/dev/null; then
+    printf '%s\n' "$exe"; return 0
+  fi
+  # Anything without the marker is a leftover of a failed or interrupted build.
+  rm -rf "$prefix" "$CACHE/build/$kind"
+  mkdir -p "$CACHE/build/$kind"
+  local work="$CACHE/build/$kind" log="$CACHE/build/$kind.log"
+  say "building CPython $version ($kind) in $work (log: $log); about 3 minutes on 2 cores"
+  local t0=$SECONDS
+  {
+    tar -xJf "$tarball" -C "$work" --strip-components=1 &&
+      cd "$work" &&
+      ./configure --prefix="$prefix" --enable-shared "${flags[@]}" \
+        LDFLAGS="-Wl,-rpath,$prefix/lib" &&
+      make -j"$JOBS" &&
+      make install DESTDIR="$work/stage"
+  } >"$log" 2>&1 || {
+    tail -40 "$log" >&2
+    rm -rf "$work/stage"
+    die "building CPython $version ($kind) failed; last lines above, full log: $log"
+  }
+  mv "$work/stage$prefix" "$prefix"
+  check_interp "$exe" $want_ft 3.13 >/dev/null || { rm -rf "$prefix"; die "freshly built $exe failed verification"; }
+  touch "$prefix/.ftshim-ok"
+  rm -rf "$work"
+  say "built $exe in $((SECONDS - t0)) s"
+  printf '%s\n' "$exe"
+}
+
+# ---------------------------------------------------------------- main
+ensure_packages
+
+if [ -n "${FTSHIM_PYTHON:-}" ]; then
+  FT=$FTSHIM_PYTHON
+  check_interp "$FT" 1 3.13 >/dev/null || die "FTSHIM_PYTHON=$FT is not a free-threaded CPython 3.13"
+else
+  FT=$(build_cpython ft)
+fi
+
+GIL313=""
+for cand in "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.13*/bin/python3.13; do
+  [ -x "$cand" ] || continue
+  if check_interp "$cand" 0 3.13 >/dev/null 2>&1; then GIL313=$cand; fi
+done
+[ -n "$GIL313" ] || GIL313=$(build_cpython gil)
+
+PY311=""
+if command -v python3.11 >/dev/null 2>&1; then
+  PY311=$(python3.11 -c 'import sys; print(sys.executable)' 2>/dev/null || true)
+fi
+[ -n "$PY311" ] || die "no python3.11 on PATH (the machine's own interpreter is the third target)"
+
+ft_info=$(check_interp "$FT" 1 3.13) || die "$FT failed verification"
+gil_info=$(check_interp "$GIL313" 0 3.13) || die "$GIL313 failed verification"
+py311_info=$(check_interp "$PY311" 0 3.11) || die "$PY311 failed verification"
+
+mkdir -p "$(dirname "$RECORD")"
+tmp="$RECORD.tmp.$$"
+cat >"$tmp" <<EOF
+# Written by scripts/setup.sh; read by the tests (abi-tests) and the Makefile.
+FTSHIM_PY_FT=$FT
+FTSHIM_PY_GIL313=$GIL313
+FTSHIM_PY_311=$PY311
+EOF
+mv "$tmp" "$RECORD"
+say "free-threaded: $FT ($ft_info)"
+say "GIL 3.13:      $GIL313 ($gil_info)"
+say "GIL 3.11:      $PY311 ($py311_info)"
+say "recorded in $RECORD"
