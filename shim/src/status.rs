@@ -1,0 +1,80 @@
+//! Status codes — the `Status codes` section of `include/ftshim.h`.
+
+#![allow(non_camel_case_types)]
+
+use std::ffi::{CStr, c_char};
+
+use crate::ffi::ffi_export;
+
+/// `ftshim_status` in the header.
+pub type ftshim_status = i32;
+
+/// Success.
+pub const FTSHIM_OK: ftshim_status = 0;
+/// A required pointer argument was NULL.
+pub const FTSHIM_ERR_NULL_ARGUMENT: ftshim_status = -1;
+/// No supported CPython runtime in this process.
+pub const FTSHIM_ERR_NO_RUNTIME: ftshim_status = -2;
+/// End/unlock on storage with no active begin/lock.
+pub const FTSHIM_ERR_NOT_ACTIVE: ftshim_status = -3;
+/// A panic was caught at the boundary.
+pub const FTSHIM_ERR_INTERNAL: ftshim_status = -99;
+
+/// Every status with its header name and description, in header order. The tests check this
+/// table against the header, so the two cannot drift.
+pub const STATUSES: &[(ftshim_status, &str, &CStr)] = &[
+    (FTSHIM_OK, "FTSHIM_OK", c"ok"),
+    (
+        FTSHIM_ERR_NULL_ARGUMENT,
+        "FTSHIM_ERR_NULL_ARGUMENT",
+        c"null argument",
+    ),
+    (
+        FTSHIM_ERR_NO_RUNTIME,
+        "FTSHIM_ERR_NO_RUNTIME",
+        c"no supported CPython runtime in this process",
+    ),
+    (
+        FTSHIM_ERR_NOT_ACTIVE,
+        "FTSHIM_ERR_NOT_ACTIVE",
+        c"no active section or lock on this storage",
+    ),
+    (
+        FTSHIM_ERR_INTERNAL,
+        "FTSHIM_ERR_INTERNAL",
+        c"internal error in libftshim (caught panic)",
+    ),
+];
+
+/// The description of `status` (what `ftshim_status_str` returns).
+pub fn describe(status: ftshim_status) -> &'static CStr {
+    STATUSES
+        .iter()
+        .find(|(code, _, _)| *code == status)
+        .map_or(c"unknown ftshim status", |(_, _, text)| text)
+}
+
+ffi_export! {
+    /// `ftshim_status_str` — see include/ftshim.h.
+    pub unsafe fn ftshim_status_str(status: ftshim_status) -> *const c_char {
+        describe(status).as_ptr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_has_its_text_and_unknown_values_are_named() {
+        for (code, _, text) in STATUSES {
+            // SAFETY: ftshim_status_str returns a static NUL-terminated string.
+            let got = unsafe { CStr::from_ptr(ftshim_status_str(*code)) };
+            assert_eq!(got, *text);
+        }
+        // SAFETY: as above.
+        let got = unsafe { CStr::from_ptr(ftshim_status_str(12345)) };
+        assert_eq!(got, c"unknown ftshim status");
+        assert_eq!(describe(-12345), c"unknown ftshim status");
+    }
+}
