@@ -1,0 +1,133 @@
+//! Describes an interpreter from its executable, through pyo3-build-config.
+//!
+//! The interpreter is asked one thing — where its `_sysconfigdata_*.py` module is — and
+//! pyo3-build-config parses that file ([`pyo3_build_config::parse_sysconfigdata`]) and builds
+//! its [`InterpreterConfig`] from it (version, free-threading, library), so no build variable is
+//! scraped from `python -c` output by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pyo3_build_config::InterpreterConfig;
+
+use super::Target;
+
+/// Everything the tools need to know about one interpreter.
+pub struct Interpreter {
+    /// The executable that was described.
+    pub executable: PathBuf,
+    /// pyo3-build-config's view of it.
+    pub config: InterpreterConfig,
+    /// `(major, minor)`.
+    pub version: (u8, u8),
+    /// `Py_GIL_DISABLED` was set at build time.
+    pub free_threaded: bool,
+    /// `EXT_SUFFIX`, e.g. `.cpython-313t-x86_64-linux-gnu.so`.
+    pub ext_suffix: String,
+    /// `INCLUDEPY`: the directory holding `Python.h`.
+    pub include_dir: PathBuf,
+    /// `DESTSHARED`: the interpreter's lib-dynload directory.
+    pub lib_dynload: PathBuf,
+}
+
+impl Interpreter {
+    /// The loader target for this interpreter.
+    pub fn target(&self) -> Target {
+        Target {
+            version: self.version,
+            free_threaded: self.free_threaded,
+            ext_suffix: self.ext_suffix.clone(),
+        }
+    }
+}
+
+/// Why an executable could not be described; the message names the executable.
+#[derive(Debug)]
+pub struct DescribeError(pub String);
+
+impl std::fmt::Display for DescribeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DescribeError {}
+
+const FIND_SYSCONFIGDATA: &str = "import importlib.util, sysconfig; \
+print(importlib.util.find_spec(sysconfig._get_sysconfigdata_name()).origin)";
+
+/// Describes the interpreter at `executable`.
+pub fn describe(executable: &Path) -> Result<Interpreter, DescribeError> {
+    let err = |what: String| DescribeError(format!("{}: {what}", executable.display()));
+    let out = Command::new(executable)
+        .args(["-I", "-c", FIND_SYSCONFIGDATA])
+        .output()
+        .map_err(|e| err(format!("cannot run it: {e}")))?;
+    if !out.status.success() {
+        return Err(err(format!(
+            "could not locate its sysconfigdata ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let data = without_stdout(|| pyo3_build_config::parse_sysconfigdata(&path))
+        .map_err(|e| err(format!("cannot parse {path}: {e}")))?;
+    let config = InterpreterConfig::from_sysconfigdata(&data)
+        .map_err(|e| err(format!("pyo3-build-config rejected {path}: {e}")))?;
+    let var = |k: &str| {
+        data.get_value(k)
+            .map(str::to_owned)
+            .ok_or_else(|| err(format!("{path} has no {k}")))
+    };
+    let v = config.version();
+    let free_threaded = config.is_free_threaded();
+    let gil_disabled_var = data.get_value("Py_GIL_DISABLED") == Some("1");
+    if free_threaded != gil_disabled_var {
+        return Err(err(format!(
+            "pyo3-build-config says free-threaded={free_threaded} but {path} has Py_GIL_DISABLED={}",
+            data.get_value("Py_GIL_DISABLED").unwrap_or("(unset)")
+        )));
+    }
+    Ok(Interpreter {
+        executable: executable.to_owned(),
+        version: (v.major, v.minor),
+        free_threaded,
+        ext_suffix: var("EXT_SUFFIX")?,
+        include_dir: PathBuf::from(var("INCLUDEPY")?),
+        lib_dynload: PathBuf::from(var("DESTSHARED")?),
+        config,
+    })
+}
+
+/// Runs `f` with file descriptor 1 pointed at /dev/null.
+///
+/// pyo3-build-config is written for build scripts: `parse_sysconfigdata` prints
+/// `cargo:rerun-if-env-changed=…` directives to stdout, which would corrupt a tool's output.
+/// Calls are serialised so two describes cannot interleave their redirections.
+fn without_stdout<T>(f: impl FnOnce() -> T) -> T {
+    use std::io::Write;
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _ = std::io::stdout().flush();
+    // SAFETY: plain POSIX fd calls on fds this function owns (saved, null) or on fd 1, which is
+    // restored below before returning; a failure leaves stdout as it was.
+    let saved = unsafe { libc::dup(1) };
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null");
+    let redirected = match (&null, saved >= 0) {
+        // SAFETY: both fds are open.
+        (Ok(null), true) => unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(null), 1) >= 0 },
+        _ => false,
+    };
+    let out = f();
+    let _ = std::io::stdout().flush();
+    if redirected {
+        // SAFETY: `saved` is the original fd 1, still open.
+        unsafe { libc::dup2(saved, 1) };
+    }
+    if saved >= 0 {
+        // SAFETY: `saved` is owned here and not used again.
+        unsafe { libc::close(saved) };
+    }
+    out
+}
