@@ -120,7 +120,7 @@ mod tests {
     }
 
     #[test]
-    fn the_test_binary_itself_is_not_a_shared_object_or_is_read() {
+    fn a_real_elf_file_parses_and_shows_no_python_markers() {
         // The running test executable is a real ELF file of this machine (PIE: ET_DYN).
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let ev = Evidence::read(&exe).expect("the test binary parses");

@@ -298,3 +298,68 @@ pub unsafe fn open(path: &Path, target: &Target) -> Result<Module, OpenError> {
     unsafe { module.lib.get::<InitFn>(name.as_bytes()) }.map_err(OpenError::Dl)?;
     Ok(module)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FT_SUFFIX: &str = ".cpython-313t-x86_64-linux-gnu.so";
+
+    fn ft_target() -> Target {
+        Target {
+            version: (3, 13),
+            free_threaded: true,
+            ext_suffix: FT_SUFFIX.to_owned(),
+        }
+    }
+
+    /// The running test executable: a real ELF of this machine (PIE, so ET_DYN), with no
+    /// PyInit_ export and no refcounting markers.
+    fn real_elf() -> Vec<u8> {
+        std::fs::read(std::env::current_exe().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn abi3_and_bare_so_names_are_refused_on_the_free_threaded_target() {
+        let data = real_elf();
+        for (name, found) in [
+            ("m.abi3.so", ".abi3.so"),
+            ("m.so", ".so"),
+            ("m", "(none)"),
+            (FT_SUFFIX, FT_SUFFIX),
+        ] {
+            let report = inspect_bytes(Path::new(name), &data, &ft_target());
+            assert_eq!(report.refusals[0].code, Code::SuffixMismatch, "{name}");
+            let expected = format!(
+                "{name}: file name must end with the target interpreter's EXT_SUFFIX: expected '{FT_SUFFIX}', found '{found}'"
+            );
+            assert_eq!(report.refusals[0].message, expected);
+        }
+    }
+
+    #[test]
+    fn a_file_without_its_init_function_is_refused_and_the_build_is_inconclusive() {
+        let path = PathBuf::from(format!("/x/mod{FT_SUFFIX}"));
+        let report = inspect_bytes(&path, &real_elf(), &ft_target());
+        assert_eq!(report.codes(), vec![Code::NoInit]);
+        assert_eq!(
+            report.refusals[0].message,
+            format!(
+                "/x/mod{FT_SUFFIX}: must export the init function named after the file: expected 'PyInit_mod', found no PyInit_* export"
+            )
+        );
+        assert_eq!(report.module, "mod");
+        assert_eq!(report.inconclusive.len(), 1, "{:?}", report.inconclusive);
+    }
+
+    #[test]
+    fn empty_and_non_elf_files_are_refused_with_every_problem_listed() {
+        let report = inspect_bytes(Path::new("e.so"), b"", &ft_target());
+        assert_eq!(report.codes(), vec![Code::SuffixMismatch, Code::NotElf]);
+        assert_eq!(
+            report.refusals[1].message,
+            "e.so: not a loadable ELF shared object: expected the ELF magic 7f 45 4c 46, found an empty file"
+        );
+        assert!(!report.accepted());
+    }
+}
