@@ -15,8 +15,26 @@ pub const FTSHIM_OK: ftshim_status = 0;
 pub const FTSHIM_ERR_NULL_ARGUMENT: ftshim_status = -1;
 /// No supported CPython runtime in this process.
 pub const FTSHIM_ERR_NO_RUNTIME: ftshim_status = -2;
-/// End/unlock on storage with no active begin/lock.
+/// End on critical-section storage with no active begin.
 pub const FTSHIM_ERR_NOT_ACTIVE: ftshim_status = -3;
+/// Unlock of a mutex that is not locked.
+pub const FTSHIM_ERR_NOT_LOCKED: ftshim_status = -4;
+/// Trylock found the mutex held.
+pub const FTSHIM_ERR_BUSY: ftshim_status = -5;
+/// The object may be referenced from other threads.
+pub const FTSHIM_ERR_SHARED: ftshim_status = -6;
+/// The object is a str (intern it instead).
+pub const FTSHIM_ERR_STR: ftshim_status = -7;
+/// Not available on this interpreter or platform.
+pub const FTSHIM_ERR_UNSUPPORTED: ftshim_status = -8;
+/// An argument is outside its documented range.
+pub const FTSHIM_ERR_INVALID_ARGUMENT: ftshim_status = -9;
+/// Loader: the module was refused.
+pub const FTSHIM_ERR_REFUSED: ftshim_status = -10;
+/// Loader: the file could not be read.
+pub const FTSHIM_ERR_IO: ftshim_status = -11;
+/// Loader: dlopen or dlsym failed after acceptance.
+pub const FTSHIM_ERR_DLOPEN: ftshim_status = -12;
 /// A panic was caught at the boundary.
 pub const FTSHIM_ERR_INTERNAL: ftshim_status = -99;
 
