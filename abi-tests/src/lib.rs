@@ -14,25 +14,19 @@ pub use ftshim::loader::describe::Interpreter;
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("abi-tests sits in the workspace")
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("abi-tests sits in the workspace").to_owned()
 }
 
 /// Cargo's target directory (honours `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// A fresh scratch directory under `target/abi-tests/<name>` (emptied first).
 pub fn scratch(name: &str) -> PathBuf {
     let dir = target_dir().join("abi-tests").join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     dir
 }
 
@@ -57,11 +51,7 @@ pub struct Interpreters {
 impl Interpreters {
     /// All three, free-threaded first, each with a short label.
     pub fn all(&self) -> [(&'static str, &Interpreter); 3] {
-        [
-            ("3.13t", &self.ft),
-            ("3.13", &self.gil313),
-            ("3.11", &self.py311),
-        ]
+        [("3.13t", &self.ft), ("3.13", &self.gil313), ("3.11", &self.py311)]
     }
 }
 
@@ -111,16 +101,10 @@ pub fn artifacts() -> &'static Artifacts {
                 .current_dir(workspace_root())
                 .status()
                 .unwrap_or_else(|e| panic!("cannot run cargo to build {package}: {e}"));
-            assert!(
-                status.success(),
-                "cargo build --release -p {package} failed ({status})"
-            );
+            assert!(status.success(), "cargo build --release -p {package} failed ({status})");
         }
         let lib_dir = target_dir().join("release");
-        let artifacts = Artifacts {
-            cli: lib_dir.join("ftshim"),
-            lib_dir,
-        };
+        let artifacts = Artifacts { cli: lib_dir.join("ftshim"), lib_dir };
         for f in [
             artifacts.lib_dir.join("libftshim.so"),
             artifacts.lib_dir.join("libftshim.a"),
@@ -137,10 +121,7 @@ pub fn artifacts() -> &'static Artifacts {
 /// It links `-lftshim` (SONAME `libftshim.so.1`) with rpath `$ORIGIN`, and `libftshim.so.1` is
 /// copied beside the module.
 pub fn build_extension(name: &str, interp: &Interpreter, out: &Path) -> PathBuf {
-    let src = workspace_root()
-        .join("extensions")
-        .join(name)
-        .join(format!("{name}.c"));
+    let src = workspace_root().join("extensions").join(name).join(format!("{name}.c"));
     let triple = env!("FTSHIM_TARGET_TRIPLE");
     let compiler = cc::Build::new()
         .include(workspace_root().join("include"))
@@ -158,17 +139,7 @@ pub fn build_extension(name: &str, interp: &Interpreter, out: &Path) -> PathBuf 
         .get_compiler();
     let object = out.join(format!("{name}.o"));
     let module = out.join(format!("{name}{}", interp.ext_suffix));
-    run_tool(
-        compiler
-            .to_command()
-            .arg("-c")
-            .arg(&src)
-            .arg("-o")
-            .arg(&object),
-        "compiling",
-        &src,
-        interp,
-    );
+    run_tool(compiler.to_command().arg("-c").arg(&src).arg("-o").arg(&object), "compiling", &src, interp);
     let mut cmd = compiler.to_command();
     cmd.arg("-shared").arg(&object).arg("-o").arg(&module);
     cmd.args(link_libftshim(out));
@@ -182,18 +153,12 @@ pub fn link_libftshim(dir: &Path) -> Vec<String> {
     let lib_dir = &artifacts().lib_dir;
     std::fs::copy(lib_dir.join("libftshim.so"), dir.join("libftshim.so.1"))
         .unwrap_or_else(|e| panic!("copy libftshim.so.1 into {}: {e}", dir.display()));
-    vec![
-        format!("-L{}", lib_dir.display()),
-        "-lftshim".to_owned(),
-        "-Wl,-rpath,$ORIGIN".to_owned(),
-    ]
+    vec![format!("-L{}", lib_dir.display()), "-lftshim".to_owned(), "-Wl,-rpath,$ORIGIN".to_owned()]
 }
 
 /// Runs a compiler or linker command; on failure panics with its stderr.
 fn run_tool(cmd: &mut Command, what: &str, file: &Path, interp: &Interpreter) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{what} {} for {} failed: {cmd:?}\n{}",
@@ -236,15 +201,9 @@ pub struct StressRun {
 impl StressRun {
     /// An integer field; panics naming the field and the whole output if absent.
     pub fn int(&self, key: &str) -> i64 {
-        self.values
-            .get(key)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "stress output has no integer {key}: {:?}\nstderr: {}",
-                    self.values, self.stderr
-                )
-            })
+        self.values.get(key).and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+            panic!("stress output has no integer {key}: {:?}\nstderr: {}", self.values, self.stderr)
+        })
     }
 }
 
@@ -270,18 +229,12 @@ pub fn run_counter_stress(
         interp.executable.display(),
         out.status
     );
-    StressRun {
-        values: parse_kv(&out.stdout),
-        stderr,
-    }
+    StressRun { values: parse_kv(&out.stdout), stderr }
 }
 
 /// Runs the `ftshim` CLI with `args`; returns (exit code, stdout, stderr).
 pub fn ftshim_cli(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
-    let out = Command::new(&artifacts().cli)
-        .args(args)
-        .output()
-        .expect("run ftshim");
+    let out = Command::new(&artifacts().cli).args(args).output().expect("run ftshim");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -3,9 +3,7 @@
 
 use std::ffi::OsStr;
 
-use ftshim_abi_tests::{
-    Interpreter, build_extension, ftshim_cli, interpreters, run_counter_stress, scratch,
-};
+use ftshim_abi_tests::{Interpreter, build_extension, ftshim_cli, interpreters, run_counter_stress, scratch};
 
 const THREADS: u32 = 2;
 const INCREMENTS: u32 = 200_000;
@@ -21,45 +19,21 @@ fn counter_end_to_end(label: &str, interp: &Interpreter) {
         interp.executable.as_os_str(),
         module.as_os_str(),
     ]);
-    assert_eq!(
-        code,
-        0,
-        "ftshim check refused {}:\n{stdout}{stderr}",
-        module.display()
-    );
-    assert!(
-        stdout.contains(&format!("ACCEPT {}", module.display())),
-        "{stdout}"
-    );
+    assert_eq!(code, 0, "ftshim check refused {}:\n{stdout}{stderr}", module.display());
+    assert!(stdout.contains(&format!("ACCEPT {}", module.display())), "{stdout}");
 
     let run = run_counter_stress(interp, &dir, THREADS, INCREMENTS, false);
     assert_eq!(run.int("expected"), 400_000);
-    assert_eq!(
-        run.int("observed"),
-        400_000,
-        "lost updates under the critical section on {label}"
-    );
-    assert_eq!(
-        run.values["module"],
-        module.display().to_string(),
-        "imported a different module"
-    );
+    assert_eq!(run.int("observed"), 400_000, "lost updates under the critical section on {label}");
+    assert_eq!(run.values["module"], module.display().to_string(), "imported a different module");
     let ft = i64::from(interp.free_threaded);
     assert_eq!(run.int("free_threaded"), ft);
     // On 3.13t the GIL is off before and must stay off after importing the module
     // (Py_mod_gil = Py_MOD_GIL_NOT_USED); on GIL builds it is always on.
-    for key in [
-        "gil_enabled_before_import",
-        "gil_enabled_after_import",
-        "gil_enabled_at_end",
-    ] {
+    for key in ["gil_enabled_before_import", "gil_enabled_after_import", "gil_enabled_at_end"] {
         assert_eq!(run.int(key), 1 - ft, "{key} on {label}");
     }
-    assert!(
-        !run.stderr.contains("global interpreter lock"),
-        "import re-enabled the GIL: {}",
-        run.stderr
-    );
+    assert!(!run.stderr.contains("global interpreter lock"), "import re-enabled the GIL: {}", run.stderr);
     println!(
         "{label}: {} threads x {INCREMENTS} increments -> {} in {} s",
         THREADS,
@@ -81,10 +55,7 @@ fn counter_on_free_threaded_313t() {
     let run = run_counter_stress(ft, &dir, THREADS, CONTROL_INCREMENTS, true);
     let (expected, observed) = (run.int("expected"), run.int("observed"));
     assert_eq!(expected, i64::from(THREADS * CONTROL_INCREMENTS));
-    assert!(
-        observed <= expected && observed >= i64::from(CONTROL_INCREMENTS),
-        "impossible count {observed}"
-    );
+    assert!(observed <= expected && observed >= i64::from(CONTROL_INCREMENTS), "impossible count {observed}");
     println!(
         "3.13t control without critical section ({THREADS} threads x {CONTROL_INCREMENTS}): expected {expected}, observed {observed}, lost updates {}",
         expected - observed

@@ -7,8 +7,7 @@ use ftshim_abi_tests::{artifacts, interpreters, link_libftshim, scratch, workspa
 use object::{Object, ObjectSymbol};
 
 fn header() -> String {
-    std::fs::read_to_string(workspace_root().join("include/ftshim.h"))
-        .expect("read include/ftshim.h")
+    std::fs::read_to_string(workspace_root().join("include/ftshim.h")).expect("read include/ftshim.h")
 }
 
 /// Names of the functions the header declares as libftshim exports (prototypes ending in `);`),
@@ -23,25 +22,10 @@ fn declared_exports(header: &str) -> BTreeSet<String> {
         let Some(paren) = line.find('(').filter(|_| proto) else {
             continue;
         };
-        let name = line[..paren]
-            .rsplit([' ', '*'])
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        assert!(
-            name.starts_with("ftshim_"),
-            "declaration of a non-ftshim function in the header: {line}"
-        );
-        let above = lines[..i]
-            .iter()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .copied()
-            .unwrap_or_default();
-        assert!(
-            above.trim_end().ends_with("*/"),
-            "{name} has no documentation comment in include/ftshim.h"
-        );
+        let name = line[..paren].rsplit([' ', '*']).next().unwrap_or_default().to_owned();
+        assert!(name.starts_with("ftshim_"), "declaration of a non-ftshim function in the header: {line}");
+        let above = lines[..i].iter().rev().find(|l| !l.trim().is_empty()).copied().unwrap_or_default();
+        assert!(above.trim_end().ends_with("*/"), "{name} has no documentation comment in include/ftshim.h");
         names.insert(name);
     }
     names
@@ -50,10 +34,7 @@ fn declared_exports(header: &str) -> BTreeSet<String> {
 #[test]
 fn every_export_is_declared_and_documented_and_every_declaration_is_exported() {
     let declared = declared_exports(&header());
-    assert!(
-        declared.contains("ftshim_critical_section_begin"),
-        "{declared:?}"
-    );
+    assert!(declared.contains("ftshim_critical_section_begin"), "{declared:?}");
     let so = std::fs::read(artifacts().lib_dir.join("libftshim.so")).unwrap();
     let file = object::File::parse(&*so).unwrap();
     let exported: BTreeSet<String> = file
@@ -62,20 +43,14 @@ fn every_export_is_declared_and_documented_and_every_declaration_is_exported() {
         .filter_map(|s| s.name().ok().map(str::to_owned))
         .filter(|n| n.starts_with("ftshim_"))
         .collect();
-    assert_eq!(
-        exported, declared,
-        "libftshim.so exports vs include/ftshim.h declarations"
-    );
+    assert_eq!(exported, declared, "libftshim.so exports vs include/ftshim.h declarations");
     let python_imports: Vec<String> = file
         .dynamic_symbols()
         .filter(|s| s.is_undefined())
         .filter_map(|s| s.name().ok().map(str::to_owned))
         .filter(|n| n.starts_with("Py") || n.starts_with("_Py"))
         .collect();
-    assert!(
-        python_imports.is_empty(),
-        "libftshim must not link against libpython: {python_imports:?}"
-    );
+    assert!(python_imports.is_empty(), "libftshim must not link against libpython: {python_imports:?}");
 }
 
 #[test]
@@ -91,17 +66,12 @@ fn the_status_table_matches_the_header() {
             continue;
         };
         if name == "OK" || name.starts_with("ERR_") {
-            let value: i32 = value
-                .trim_matches(|c| c == '(' || c == ')')
-                .parse()
-                .expect("numeric status");
+            let value: i32 = value.trim_matches(|c| c == '(' || c == ')').parse().expect("numeric status");
             in_header.insert((format!("FTSHIM_{name}"), value));
         }
     }
-    let in_rust: BTreeSet<(String, i32)> = ftshim::status::STATUSES
-        .iter()
-        .map(|(code, name, _)| ((*name).to_owned(), *code))
-        .collect();
+    let in_rust: BTreeSet<(String, i32)> =
+        ftshim::status::STATUSES.iter().map(|(code, name, _)| ((*name).to_owned(), *code)).collect();
     assert_eq!(in_rust, in_header);
 }
 
@@ -138,11 +108,7 @@ int main(void) {
         .args(link_libftshim(&dir))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let run = Command::new(&exe).output().unwrap();
     assert!(
         run.status.code().is_some(),

@@ -24,14 +24,8 @@ fn a_gil_build_renamed_to_the_cp313t_suffix_is_refused() {
         "REFUSE {path}\n  [gil-build] {path}: built for a GIL interpreter, target is free-threaded 3.13: expected a free-threaded build (undefined symbols such as _Py_DecRefShared, _Py_MergeZeroLocalRefcount, _Py_DecRefSharedDebug, PyUnstable_Module_SetGIL), found GIL-only references (_Py_Dealloc) and none of those\n",
         path = renamed.display()
     );
-    assert!(
-        stdout.contains(&expected),
-        "got:\n{stdout}\nwanted:\n{expected}"
-    );
-    assert!(
-        stdout.ends_with("0 accepted, 1 refused, 0 unreadable\n"),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&expected), "got:\n{stdout}\nwanted:\n{expected}");
+    assert!(stdout.ends_with("0 accepted, 1 refused, 0 unreadable\n"), "{stdout}");
 
     // The same file under its own GIL name is refused for its name too, with both values named.
     let (code, stdout, _) = ftshim_cli(&[
@@ -61,16 +55,10 @@ fn a_gil_build_renamed_to_the_cp313t_suffix_is_refused() {
 #[test]
 fn usage_and_io_errors_exit_2() {
     let ft = &interpreters().ft;
-    let (code, _, stderr) = ftshim_cli(&[
-        OsStr::new("check"),
-        OsStr::new("--python"),
-        ft.executable.as_os_str(),
-    ]);
+    let (code, _, stderr) =
+        ftshim_cli(&[OsStr::new("check"), OsStr::new("--python"), ft.executable.as_os_str()]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("required arguments were not provided"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("required arguments were not provided"), "{stderr}");
     let missing = scratch("loader-io").join("nothing.cpython-313t-x86_64-linux-gnu.so");
     let (code, _, stderr) = ftshim_cli(&[
         OsStr::new("check"),
@@ -81,10 +69,7 @@ fn usage_and_io_errors_exit_2() {
     assert_eq!(code, 2);
     assert_eq!(
         stderr,
-        format!(
-            "ftshim check: {}: cannot read: No such file or directory (os error 2)\n",
-            missing.display()
-        )
+        format!("ftshim check: {}: cannot read: No such file or directory (os error 2)\n", missing.display())
     );
 }
 
@@ -96,11 +81,7 @@ fn an_accepted_module_is_opened_and_its_init_function_returned() {
     // The module's Py* symbols must resolve at RTLD_NOW: make libpython3.13t global in this
     // test process first, as the interpreter executable would. NODELETE: its allocator registers
     // thread-exit destructors at load, which must not outlive the mapping.
-    let libpython = ft
-        .executable
-        .parent()
-        .unwrap()
-        .join("../lib/libpython3.13t.so.1.0");
+    let libpython = ft.executable.parent().unwrap().join("../lib/libpython3.13t.so.1.0");
     // SAFETY: loading libpython runs no interpreter code beyond its static initialisers.
     let _py = unsafe {
         libloading::os::unix::Library::open(
@@ -129,13 +110,5 @@ fn an_accepted_module_is_opened_and_its_init_function_returned() {
         std::fs::canonicalize(file.to_str().unwrap()).unwrap(),
         std::fs::canonicalize(&module).unwrap()
     );
-    assert!(
-        opened
-            .report
-            .evidence
-            .as_ref()
-            .unwrap()
-            .ft_markers
-            .contains(&"_Py_DecRefShared".to_owned())
-    );
+    assert!(opened.report.evidence.as_ref().unwrap().ft_markers.contains(&"_Py_DecRefShared".to_owned()));
 }

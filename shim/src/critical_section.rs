@@ -83,24 +83,15 @@ mod tests {
         let obj = 8usize as *mut PyObject; // never dereferenced: the NULL checks come first
         // SAFETY: NULL and inactive storage are exactly what these calls must reject.
         unsafe {
-            assert_eq!(
-                ftshim_critical_section_begin(std::ptr::null_mut(), obj),
-                FTSHIM_ERR_NULL_ARGUMENT
-            );
+            assert_eq!(ftshim_critical_section_begin(std::ptr::null_mut(), obj), FTSHIM_ERR_NULL_ARGUMENT);
             assert_eq!(
                 ftshim_critical_section_begin(&mut cs, std::ptr::null_mut()),
                 FTSHIM_ERR_NULL_ARGUMENT
             );
-            assert_eq!(
-                ftshim_critical_section_end(std::ptr::null_mut()),
-                FTSHIM_ERR_NULL_ARGUMENT
-            );
+            assert_eq!(ftshim_critical_section_end(std::ptr::null_mut()), FTSHIM_ERR_NULL_ARGUMENT);
             assert_eq!(ftshim_critical_section_end(&mut cs), FTSHIM_ERR_NOT_ACTIVE);
             // No Python in the unit-test process.
-            assert_eq!(
-                ftshim_critical_section_begin(&mut cs, obj),
-                FTSHIM_ERR_NO_RUNTIME
-            );
+            assert_eq!(ftshim_critical_section_begin(&mut cs, obj), FTSHIM_ERR_NO_RUNTIME);
             assert_eq!(ftshim_critical_section_end(&mut cs), FTSHIM_ERR_NOT_ACTIVE);
         }
         assert_eq!(std::mem::size_of::<ftshim_critical_section>(), 64);

@@ -40,10 +40,7 @@ pub struct Runtime {
 impl Runtime {
     /// `(major, minor)` of the running interpreter.
     pub fn version(&self) -> (u8, u8) {
-        (
-            (self.version_hex >> 24) as u8,
-            (self.version_hex >> 16) as u8,
-        )
+        ((self.version_hex >> 24) as u8, (self.version_hex >> 16) as u8)
     }
 }
 
@@ -68,10 +65,7 @@ impl std::fmt::Display for RuntimeError {
                 f,
                 "no CPython runtime in this process: symbol Py_Version (CPython >= 3.11) not found in the global scope"
             ),
-            RuntimeError::MissingExport {
-                symbol,
-                version_hex,
-            } => write!(
+            RuntimeError::MissingExport { symbol, version_hex } => write!(
                 f,
                 "CPython {version_hex:#010x} in this process does not export {symbol}, which that version must have"
             ),
@@ -115,10 +109,7 @@ fn resolve() -> Result<Runtime, RuntimeError> {
         unsafe { lookup::<*const c_void>(&process, name) }.is_some_and(|p| !p.is_null())
     });
     let critical_section = if free_threaded {
-        let missing = |symbol| RuntimeError::MissingExport {
-            symbol,
-            version_hex,
-        };
+        let missing = |symbol| RuntimeError::MissingExport { symbol, version_hex };
         // SAFETY: the signatures match CPython 3.13's declarations of these functions.
         let begin = unsafe { lookup::<CsBeginFn>(&process, "PyCriticalSection_Begin") }
             .ok_or_else(|| missing("PyCriticalSection_Begin"))?;
@@ -129,12 +120,7 @@ fn resolve() -> Result<Runtime, RuntimeError> {
     } else {
         None
     };
-    Ok(Runtime {
-        version_hex,
-        free_threaded,
-        critical_section,
-        _process: process,
-    })
+    Ok(Runtime { version_hex, free_threaded, critical_section, _process: process })
 }
 
 #[cfg(test)]

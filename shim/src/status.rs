@@ -42,34 +42,24 @@ pub const FTSHIM_ERR_INTERNAL: ftshim_status = -99;
 /// table against the header, so the two cannot drift.
 pub const STATUSES: &[(ftshim_status, &str, &CStr)] = &[
     (FTSHIM_OK, "FTSHIM_OK", c"ok"),
-    (
-        FTSHIM_ERR_NULL_ARGUMENT,
-        "FTSHIM_ERR_NULL_ARGUMENT",
-        c"null argument",
-    ),
-    (
-        FTSHIM_ERR_NO_RUNTIME,
-        "FTSHIM_ERR_NO_RUNTIME",
-        c"no supported CPython runtime in this process",
-    ),
-    (
-        FTSHIM_ERR_NOT_ACTIVE,
-        "FTSHIM_ERR_NOT_ACTIVE",
-        c"no active section or lock on this storage",
-    ),
-    (
-        FTSHIM_ERR_INTERNAL,
-        "FTSHIM_ERR_INTERNAL",
-        c"internal error in libftshim (caught panic)",
-    ),
+    (FTSHIM_ERR_NULL_ARGUMENT, "FTSHIM_ERR_NULL_ARGUMENT", c"null argument"),
+    (FTSHIM_ERR_NO_RUNTIME, "FTSHIM_ERR_NO_RUNTIME", c"no supported CPython runtime in this process"),
+    (FTSHIM_ERR_NOT_ACTIVE, "FTSHIM_ERR_NOT_ACTIVE", c"no active critical section in this storage"),
+    (FTSHIM_ERR_NOT_LOCKED, "FTSHIM_ERR_NOT_LOCKED", c"mutex is not locked"),
+    (FTSHIM_ERR_BUSY, "FTSHIM_ERR_BUSY", c"mutex is held by another owner"),
+    (FTSHIM_ERR_SHARED, "FTSHIM_ERR_SHARED", c"object may be referenced from other threads"),
+    (FTSHIM_ERR_STR, "FTSHIM_ERR_STR", c"str objects are made immortal by interning, not by ftshim"),
+    (FTSHIM_ERR_UNSUPPORTED, "FTSHIM_ERR_UNSUPPORTED", c"not supported on this interpreter or platform"),
+    (FTSHIM_ERR_INVALID_ARGUMENT, "FTSHIM_ERR_INVALID_ARGUMENT", c"argument outside its documented range"),
+    (FTSHIM_ERR_REFUSED, "FTSHIM_ERR_REFUSED", c"module refused by the loader"),
+    (FTSHIM_ERR_IO, "FTSHIM_ERR_IO", c"file could not be read"),
+    (FTSHIM_ERR_DLOPEN, "FTSHIM_ERR_DLOPEN", c"dlopen or dlsym failed"),
+    (FTSHIM_ERR_INTERNAL, "FTSHIM_ERR_INTERNAL", c"internal error in libftshim (caught panic)"),
 ];
 
 /// The description of `status` (what `ftshim_status_str` returns).
 pub fn describe(status: ftshim_status) -> &'static CStr {
-    STATUSES
-        .iter()
-        .find(|(code, _, _)| *code == status)
-        .map_or(c"unknown ftshim status", |(_, _, text)| text)
+    STATUSES.iter().find(|(code, _, _)| *code == status).map_or(c"unknown ftshim status", |(_, _, text)| text)
 }
 
 ffi_export! {

@@ -16,10 +16,7 @@ const fn parse(s: &str) -> u32 {
     let mut i = 0;
     let mut n = 0u32;
     while i < bytes.len() {
-        assert!(
-            bytes[i].is_ascii_digit(),
-            "ABI version part is not a decimal number"
-        );
+        assert!(bytes[i].is_ascii_digit(), "ABI version part is not a decimal number");
         n = n * 10 + (bytes[i] - b'0') as u32;
         i += 1;
     }

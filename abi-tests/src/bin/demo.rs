@@ -23,13 +23,7 @@ fn main() -> ExitCode {
         ft.executable.as_os_str(),
         module.as_os_str(),
     ]);
-    print!(
-        "{}",
-        stdout
-            .lines()
-            .map(|l| format!("check    {l}\n"))
-            .collect::<String>()
-    );
+    print!("{}", stdout.lines().map(|l| format!("check    {l}\n")).collect::<String>());
     eprint!("{stderr}");
     if code != 0 {
         eprintln!("ftshim check refused the example (exit {code})");
@@ -39,57 +33,28 @@ fn main() -> ExitCode {
     let run = run_counter_stress(ft, &dir, THREADS, INCREMENTS, false);
     let (expected, observed) = (run.int("expected"), run.int("observed"));
     let gil = |key| {
-        if run.int(key) == 0 {
-            "disabled"
-        } else {
-            "ENABLED"
-        }
+        if run.int(key) == 0 { "disabled" } else { "ENABLED" }
     };
     println!();
     println!("ftshim demo report");
-    println!(
-        "  interpreter      {} (CPython {})",
-        ft.executable.display(),
-        run.values["version"]
-    );
-    println!(
-        "  free-threaded    {}",
-        if ft.free_threaded {
-            "yes (Py_GIL_DISABLED=1)"
-        } else {
-            "no"
-        }
-    );
+    println!("  interpreter      {} (CPython {})", ft.executable.display(), run.values["version"]);
+    println!("  free-threaded    {}", if ft.free_threaded { "yes (Py_GIL_DISABLED=1)" } else { "no" });
     println!(
         "  GIL              {} before import, {} after import, {} at end",
         gil("gil_enabled_before_import"),
         gil("gil_enabled_after_import"),
         gil("gil_enabled_at_end")
     );
-    println!(
-        "  loader checks    passed ({})",
-        module.file_name().unwrap().to_string_lossy()
-    );
+    println!("  loader checks    passed ({})", module.file_name().unwrap().to_string_lossy());
     println!(
         "  threads          {THREADS} x {INCREMENTS} increments, each under FTSHIM_BEGIN_CRITICAL_SECTION"
     );
     println!(
         "  count            expected {expected} == observed {observed}: {}",
-        if expected == observed {
-            "OK"
-        } else {
-            "LOST UPDATES"
-        }
+        if expected == observed { "OK" } else { "LOST UPDATES" }
     );
     println!("  threaded run     {} s", run.values["seconds"]);
-    println!(
-        "  total            {:.2} s (build, check, run)",
-        t0.elapsed().as_secs_f64()
-    );
+    println!("  total            {:.2} s (build, check, run)", t0.elapsed().as_secs_f64());
     let gil_off = run.int("gil_enabled_at_end") == 0;
-    if expected == observed && gil_off {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if expected == observed && gil_off { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

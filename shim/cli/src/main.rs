@@ -61,26 +61,21 @@ fn target_interpreter(python: Option<PathBuf>) -> Result<PathBuf, String> {
 }
 
 fn check(python: Option<PathBuf>, paths: &[PathBuf]) -> ExitCode {
-    let interp = match target_interpreter(python)
-        .and_then(|p| describe::describe(&p).map_err(|e| e.to_string()))
-    {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("ftshim check: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+    let interp =
+        match target_interpreter(python).and_then(|p| describe::describe(&p).map_err(|e| e.to_string())) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("ftshim check: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
     let target = interp.target();
     println!(
         "target: {} (CPython {}.{}, {}, EXT_SUFFIX {})",
         interp.executable.display(),
         target.version.0,
         target.version.1,
-        if target.free_threaded {
-            "free-threaded"
-        } else {
-            "GIL"
-        },
+        if target.free_threaded { "free-threaded" } else { "GIL" },
         target.ext_suffix
     );
     let (mut refused, mut io_errors) = (0usize, 0usize);
@@ -98,10 +93,7 @@ fn check(python: Option<PathBuf>, paths: &[PathBuf]) -> ExitCode {
             }
         }
     }
-    println!(
-        "{} accepted, {refused} refused, {io_errors} unreadable",
-        paths.len() - refused - io_errors
-    );
+    println!("{} accepted, {refused} refused, {io_errors} unreadable", paths.len() - refused - io_errors);
     if io_errors > 0 {
         ExitCode::from(EXIT_USAGE)
     } else if refused > 0 {
@@ -112,11 +104,7 @@ fn check(python: Option<PathBuf>, paths: &[PathBuf]) -> ExitCode {
 }
 
 fn print_report(path: &Path, report: &loader::Report) {
-    let verdict = if report.accepted() {
-        "ACCEPT"
-    } else {
-        "REFUSE"
-    };
+    let verdict = if report.accepted() { "ACCEPT" } else { "REFUSE" };
     println!("{verdict} {}", path.display());
     for r in &report.refusals {
         println!("  [{}] {}", r.code, r.message);

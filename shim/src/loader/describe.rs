@@ -75,11 +75,7 @@ pub fn describe(executable: &Path) -> Result<Interpreter, DescribeError> {
         .map_err(|e| err(format!("cannot parse {path}: {e}")))?;
     let config = InterpreterConfig::from_sysconfigdata(&data)
         .map_err(|e| err(format!("pyo3-build-config rejected {path}: {e}")))?;
-    let var = |k: &str| {
-        data.get_value(k)
-            .map(str::to_owned)
-            .ok_or_else(|| err(format!("{path} has no {k}")))
-    };
+    let var = |k: &str| data.get_value(k).map(str::to_owned).ok_or_else(|| err(format!("{path} has no {k}")));
     let v = config.version();
     let free_threaded = config.is_free_threaded();
     let gil_disabled_var = data.get_value("Py_GIL_DISABLED") == Some("1");

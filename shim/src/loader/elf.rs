@@ -3,12 +3,8 @@
 use object::{Object, ObjectKind, ObjectSymbol};
 
 /// Undefined symbols that only a free-threaded build's inline refcounting references.
-pub const FT_MARKERS: &[&str] = &[
-    "_Py_DecRefShared",
-    "_Py_MergeZeroLocalRefcount",
-    "_Py_DecRefSharedDebug",
-    "PyUnstable_Module_SetGIL",
-];
+pub const FT_MARKERS: &[&str] =
+    &["_Py_DecRefShared", "_Py_MergeZeroLocalRefcount", "_Py_DecRefSharedDebug", "PyUnstable_Module_SetGIL"];
 
 /// Undefined symbols a non-limited GIL build references (Py_DECREF's dealloc call) and a
 /// free-threaded build does not need.
@@ -37,34 +33,20 @@ impl Evidence {
                 if data.is_empty() {
                     "an empty file".to_owned()
                 } else {
-                    data.iter()
-                        .take(4)
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                    data.iter().take(4).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
                 }
             ));
         }
         let file = object::File::parse(data).map_err(|e| format!("ELF parse error: {e}"))?;
         let host = host_architecture();
         if file.architecture() != host {
-            return Err(format!(
-                "expected machine {host:?}, found {:?}",
-                file.architecture()
-            ));
+            return Err(format!("expected machine {host:?}, found {:?}", file.architecture()));
         }
         if file.kind() != ObjectKind::Dynamic {
-            return Err(format!(
-                "expected a shared object (ET_DYN), found {:?}",
-                file.kind()
-            ));
+            return Err(format!("expected a shared object (ET_DYN), found {:?}", file.kind()));
         }
-        let mut ev = Evidence {
-            exports: vec![],
-            python_imports: vec![],
-            ft_markers: vec![],
-            gil_markers: vec![],
-        };
+        let mut ev =
+            Evidence { exports: vec![], python_imports: vec![], ft_markers: vec![], gil_markers: vec![] };
         for sym in file.dynamic_symbols() {
             let Ok(name) = sym.name() else { continue };
             if name.is_empty() {

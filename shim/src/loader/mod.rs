@@ -115,19 +115,13 @@ impl std::error::Error for IoError {}
 
 /// The module name CPython derives from a file name: the text before the first `.`.
 pub fn module_name(path: &Path) -> String {
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     file.split('.').next().unwrap_or_default().to_owned()
 }
 
 /// Inspects `path` for `target` without running any of its code.
 pub fn inspect(path: &Path, target: &Target) -> Result<Report, IoError> {
-    let data = std::fs::read(path).map_err(|source| IoError {
-        path: path.to_owned(),
-        source,
-    })?;
+    let data = std::fs::read(path).map_err(|source| IoError { path: path.to_owned(), source })?;
     Ok(inspect_bytes(path, &data, target))
 }
 
@@ -135,10 +129,7 @@ pub fn inspect(path: &Path, target: &Target) -> Result<Report, IoError> {
 pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
     let shown = path.display();
     let module = module_name(path);
-    let file_name = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let mut refusals = Vec::new();
     let mut inconclusive = Vec::new();
 
@@ -167,12 +158,8 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
     if let Some(ev) = &evidence {
         let init = format!("PyInit_{module}");
         if !ev.exports.contains(&init) {
-            let found: Vec<&str> = ev
-                .exports
-                .iter()
-                .filter(|s| s.starts_with("PyInit_"))
-                .map(String::as_str)
-                .collect();
+            let found: Vec<&str> =
+                ev.exports.iter().filter(|s| s.starts_with("PyInit_")).map(String::as_str).collect();
             refusals.push(Refusal {
                 code: Code::NoInit,
                 message: format!(
@@ -208,13 +195,7 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
         }
     }
 
-    Report {
-        path: path.to_owned(),
-        module,
-        refusals,
-        evidence,
-        inconclusive,
-    }
+    Report { path: path.to_owned(), module, refusals, evidence, inconclusive }
 }
 
 /// A module accepted by the loader and opened. The init function borrows from the library, so
@@ -288,11 +269,7 @@ pub unsafe fn open(path: &Path, target: &Target) -> Result<Module, OpenError> {
     }
     .map_err(OpenError::Dl)?;
     let init_name = format!("PyInit_{}", report.module);
-    let module = Module {
-        lib,
-        init_name,
-        report,
-    };
+    let module = Module { lib, init_name, report };
     let name = format!("{}\0", module.init_name);
     // SAFETY: presence check only; the type is the one `init` uses.
     unsafe { module.lib.get::<InitFn>(name.as_bytes()) }.map_err(OpenError::Dl)?;
@@ -306,11 +283,7 @@ mod tests {
     const FT_SUFFIX: &str = ".cpython-313t-x86_64-linux-gnu.so";
 
     fn ft_target() -> Target {
-        Target {
-            version: (3, 13),
-            free_threaded: true,
-            ext_suffix: FT_SUFFIX.to_owned(),
-        }
+        Target { version: (3, 13), free_threaded: true, ext_suffix: FT_SUFFIX.to_owned() }
     }
 
     /// The running test executable: a real ELF of this machine (PIE, so ET_DYN), with no
@@ -322,12 +295,9 @@ mod tests {
     #[test]
     fn abi3_and_bare_so_names_are_refused_on_the_free_threaded_target() {
         let data = real_elf();
-        for (name, found) in [
-            ("m.abi3.so", ".abi3.so"),
-            ("m.so", ".so"),
-            ("m", "(none)"),
-            (FT_SUFFIX, FT_SUFFIX),
-        ] {
+        for (name, found) in
+            [("m.abi3.so", ".abi3.so"), ("m.so", ".so"), ("m", "(none)"), (FT_SUFFIX, FT_SUFFIX)]
+        {
             let report = inspect_bytes(Path::new(name), &data, &ft_target());
             assert_eq!(report.refusals[0].code, Code::SuffixMismatch, "{name}");
             let expected = format!(
