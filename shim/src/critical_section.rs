@@ -1,16 +1,18 @@
-//! Critical sections — the `Critical sections` section of `include/ftshim.h`.
+//! Critical sections — the `Critical sections` section of `include/ftshim.h` (the functions; the
+//! macros compile to CPython's own code and do not come here).
 //!
-//! The caller's 64-byte `ftshim_critical_section` holds CPython's `PyCriticalSection` (or
-//! `PyCriticalSection2`) at offset 0, where CPython links it into the thread's stack of sections,
+//! The caller's 64-byte `ftshim_critical_section` holds CPython's `PyCriticalSection` or
+//! `PyCriticalSection2` at offset 0, where CPython links it into the thread's stack of sections,
 //! and a state word in the last slot that says which kind of section is active, so that `end`
-//! on storage that was never begun is reported instead of corrupting the thread's section stack.
+//! calls the matching CPython function and `end` on storage that was never begun is reported
+//! instead of corrupting the thread's section stack.
 
 #![allow(non_camel_case_types)]
 
 use std::ffi::c_void;
 
 use crate::ffi::{ffi_export, try_mut, try_nonnull};
-use crate::runtime::{self, PyObject};
+use crate::runtime::{self, PyMutex, PyObject, Sections};
 use crate::status::{FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_NOT_ACTIVE, FTSHIM_OK, ftshim_status};
 
 /// `ftshim_critical_section` in the header: 8 pointer-sized words, contents private.
@@ -19,12 +21,42 @@ pub struct ftshim_critical_section {
     storage: [usize; 8],
 }
 
-/// Index of the state word; CPython's struct occupies the words before it.
+/// Index of the state word; CPython's struct (at most 3 words in 3.13) occupies the words before.
 const STATE: usize = 7;
-/// State: a 1-object section is held through CPython (FT build).
-const ACTIVE_CPYTHON: usize = 0x6674_7368_696d_4331; // "ftshimC1"
-/// State: a section is "held" on a GIL build, where sections are no-ops.
+/// One-object section held through CPython.
+const ACTIVE_ONE: usize = 0x6674_7368_696d_4331; // "ftshimC1"
+/// Two-object section held through CPython.
+const ACTIVE_TWO: usize = 0x6674_7368_696d_4332; // "ftshimC2"
+/// Mutex section held through CPython.
+const ACTIVE_MUTEX: usize = 0x6674_7368_696d_434d; // "ftshimCM"
+/// A section "held" on a GIL build, where sections are no-ops.
 const ACTIVE_NOOP: usize = 0x6674_7368_696d_4e31; // "ftshimN1"
+
+impl ftshim_critical_section {
+    fn cpython_storage(&mut self) -> *mut c_void {
+        self.storage.as_mut_ptr().cast()
+    }
+
+    /// Marks the section active with `kind` and runs `begin` with CPython's sections, or marks it
+    /// a no-op on a GIL build.
+    fn begin(&mut self, kind: usize, begin: impl FnOnce(&Sections, *mut c_void)) -> ftshim_status {
+        let Ok(rt) = runtime::get() else { return FTSHIM_ERR_NO_RUNTIME };
+        match &rt.sections {
+            Some(sections) => {
+                self.storage[STATE] = kind;
+                begin(sections, self.cpython_storage());
+            }
+            None => self.storage[STATE] = ACTIVE_NOOP,
+        }
+        FTSHIM_OK
+    }
+}
+
+/// The CPython section functions; only reachable after a begin recorded a CPython kind, which
+/// implies they were resolved.
+fn sections() -> Option<&'static Sections> {
+    runtime::get().ok()?.sections.as_ref()
+}
 
 ffi_export! {
     /// `ftshim_critical_section_begin` — see include/ftshim.h.
@@ -34,41 +66,54 @@ ffi_export! {
     ) -> ftshim_status {
         let cs = try_mut!(cs);
         let op = try_nonnull!(op);
-        let Ok(rt) = runtime::get() else { return FTSHIM_ERR_NO_RUNTIME };
-        match rt.critical_section {
-            Some((begin, _)) => {
-                cs.storage[STATE] = ACTIVE_CPYTHON;
-                // SAFETY: storage is 64 bytes, pointer-aligned, and stays put until end (caller's
-                // contract); CPython's PyCriticalSection (16 B) fits at offset 0. `op` is a live
-                // object and a thread state is attached (caller's contract).
-                unsafe { begin(cs.storage.as_mut_ptr().cast::<c_void>(), op) };
-            }
-            None => cs.storage[STATE] = ACTIVE_NOOP,
-        }
-        FTSHIM_OK
+        // SAFETY: storage is 64 bytes, pointer-aligned, and stays put until end (caller's
+        // contract); PyCriticalSection (16 B) fits at offset 0; `op` is live and a thread state
+        // is attached (caller's contract).
+        cs.begin(ACTIVE_ONE, |s, storage| unsafe { (s.begin)(storage, op) })
+    }
+
+    /// `ftshim_critical_section2_begin` — see include/ftshim.h.
+    pub unsafe fn ftshim_critical_section2_begin(
+        cs: *mut ftshim_critical_section,
+        a: *mut PyObject,
+        b: *mut PyObject,
+    ) -> ftshim_status {
+        let cs = try_mut!(cs);
+        let a = try_nonnull!(a);
+        let b = try_nonnull!(b);
+        // SAFETY: as in ftshim_critical_section_begin; PyCriticalSection2 (24 B) fits.
+        cs.begin(ACTIVE_TWO, |s, storage| unsafe { (s.begin2)(storage, a, b) })
+    }
+
+    /// `ftshim_critical_section_begin_mutex` — see include/ftshim.h.
+    pub unsafe fn ftshim_critical_section_begin_mutex(
+        cs: *mut ftshim_critical_section,
+        m: *mut PyMutex,
+    ) -> ftshim_status {
+        let cs = try_mut!(cs);
+        let m = try_nonnull!(m);
+        // SAFETY: as in ftshim_critical_section_begin; `m` is a live one-byte mutex with
+        // PyMutex's layout that stays put while the section is held (caller's contract).
+        cs.begin(ACTIVE_MUTEX, |s, storage| unsafe { (s.begin_mutex)(storage, m) })
     }
 
     /// `ftshim_critical_section_end` — see include/ftshim.h.
     pub unsafe fn ftshim_critical_section_end(cs: *mut ftshim_critical_section) -> ftshim_status {
         let cs = try_mut!(cs);
-        match cs.storage[STATE] {
-            ACTIVE_CPYTHON => {
-                cs.storage[STATE] = 0;
-                let end = match runtime::get() {
-                    Ok(runtime::Runtime { critical_section: Some((_, end)), .. }) => *end,
-                    // begin only records ACTIVE_CPYTHON after resolving these pointers.
-                    _ => return FTSHIM_ERR_NO_RUNTIME,
-                };
-                // SAFETY: the storage holds a section CPython began (state word says so).
-                unsafe { end(cs.storage.as_mut_ptr().cast::<c_void>()) };
-                FTSHIM_OK
-            }
-            ACTIVE_NOOP => {
-                cs.storage[STATE] = 0;
-                FTSHIM_OK
-            }
-            _ => FTSHIM_ERR_NOT_ACTIVE,
+        let kind = cs.storage[STATE];
+        if kind == ACTIVE_NOOP {
+            cs.storage[STATE] = 0;
+            return FTSHIM_OK;
         }
+        if ![ACTIVE_ONE, ACTIVE_TWO, ACTIVE_MUTEX].contains(&kind) {
+            return FTSHIM_ERR_NOT_ACTIVE;
+        }
+        let Some(s) = sections() else { return FTSHIM_ERR_NO_RUNTIME };
+        cs.storage[STATE] = 0;
+        let end = if kind == ACTIVE_TWO { s.end2 } else { s.end };
+        // SAFETY: the state word says CPython began a section of this kind in this storage.
+        unsafe { end(cs.cpython_storage()) };
+        FTSHIM_OK
     }
 }
 
@@ -81,17 +126,19 @@ mod tests {
     fn null_arguments_and_inactive_storage_are_reported() {
         let mut cs = ftshim_critical_section { storage: [0; 8] };
         let obj = 8usize as *mut PyObject; // never dereferenced: the NULL checks come first
+        let mut m: PyMutex = 0;
         // SAFETY: NULL and inactive storage are exactly what these calls must reject.
         unsafe {
             assert_eq!(ftshim_critical_section_begin(std::ptr::null_mut(), obj), FTSHIM_ERR_NULL_ARGUMENT);
-            assert_eq!(
-                ftshim_critical_section_begin(&mut cs, std::ptr::null_mut()),
-                FTSHIM_ERR_NULL_ARGUMENT
-            );
+            assert_eq!(ftshim_critical_section_begin(&mut cs, std::ptr::null_mut()), FTSHIM_ERR_NULL_ARGUMENT);
+            assert_eq!(ftshim_critical_section2_begin(&mut cs, obj, std::ptr::null_mut()), FTSHIM_ERR_NULL_ARGUMENT);
+            assert_eq!(ftshim_critical_section2_begin(&mut cs, std::ptr::null_mut(), obj), FTSHIM_ERR_NULL_ARGUMENT);
+            assert_eq!(ftshim_critical_section_begin_mutex(&mut cs, std::ptr::null_mut()), FTSHIM_ERR_NULL_ARGUMENT);
             assert_eq!(ftshim_critical_section_end(std::ptr::null_mut()), FTSHIM_ERR_NULL_ARGUMENT);
             assert_eq!(ftshim_critical_section_end(&mut cs), FTSHIM_ERR_NOT_ACTIVE);
             // No Python in the unit-test process.
             assert_eq!(ftshim_critical_section_begin(&mut cs, obj), FTSHIM_ERR_NO_RUNTIME);
+            assert_eq!(ftshim_critical_section_begin_mutex(&mut cs, &mut m), FTSHIM_ERR_NO_RUNTIME);
             assert_eq!(ftshim_critical_section_end(&mut cs), FTSHIM_ERR_NOT_ACTIVE);
         }
         assert_eq!(std::mem::size_of::<ftshim_critical_section>(), 64);

@@ -100,6 +100,20 @@ macro_rules! try_mut {
 }
 pub(crate) use try_mut;
 
+/// `try_ref!(ptr)`: borrows `*ptr` shared (for memory other threads may use at the same time,
+/// such as a mutex), or returns `FTSHIM_ERR_NULL_ARGUMENT` from the export.
+macro_rules! try_ref {
+    ($ptr:expr) => {{
+        let ptr = $ptr;
+        if ptr.is_null() {
+            return $crate::status::FTSHIM_ERR_NULL_ARGUMENT;
+        }
+        // SAFETY: non-NULL checked above; validity is the caller's contract (include/ftshim.h).
+        unsafe { &*ptr }
+    }};
+}
+pub(crate) use try_ref;
+
 /// `try_nonnull!(ptr)`: returns `FTSHIM_ERR_NULL_ARGUMENT` from the export when `ptr` is NULL,
 /// else evaluates to `ptr` unchanged (for pointers that are passed on, not dereferenced here).
 macro_rules! try_nonnull {

@@ -10,7 +10,9 @@
 pub mod ffi;
 
 pub mod critical_section;
+pub mod immortal;
 pub mod loader;
+pub mod mutex;
 pub mod runtime;
 pub mod status;
 pub mod version;

@@ -1,28 +1,99 @@
 //! Finds the host interpreter's entry points once, from the running process.
 //!
 //! libftshim links against no libpython. At first use it opens the process's global symbol scope
-//! (`dlopen(NULL)`, libloading's `Library::this()`), reads `Py_Version` (exported since 3.11) and
-//! detects a free-threaded build by an FT-only export, then keeps the CPython functions it needs
+//! (`dlopen(NULL)`, libloading's `Library::this()`), reads `Py_Version` (exported since 3.11),
+//! detects a free-threaded build by an FT-only export, and keeps the CPython functions it needs
 //! as plain function pointers. The result is cached for the life of the process.
 
-use std::ffi::{c_ulong, c_void};
+use std::ffi::{c_int, c_ulong, c_void};
 
 use libloading::os::unix::Library;
 use once_cell::sync::OnceCell;
 
-/// CPython's `PyObject`, opaque here: libftshim never reads object memory through this type.
+/// CPython's `PyObject`, opaque: only [`crate::immortal`] reads object memory, through offsets
+/// that the tests check against the real headers.
 #[repr(C)]
 pub struct PyObject {
     _opaque: [u8; 0],
 }
 
-/// `void PyCriticalSection_Begin(PyCriticalSection *c, PyObject *op)` (3.13+).
-pub type CsBeginFn = unsafe extern "C" fn(*mut c_void, *mut PyObject);
-/// `void PyCriticalSection_End(PyCriticalSection *c)` (3.13+).
-pub type CsEndFn = unsafe extern "C" fn(*mut c_void);
+/// CPython's `PyMutex` (`struct { uint8_t _bits; }`), the same layout as `ftshim_mutex`.
+pub type PyMutex = u8;
 
 /// Exports that exist only in free-threaded builds; any one of them marks the process as FT.
 pub const FT_ONLY_EXPORTS: &[&str] = &["_Py_DecRefShared", "PyUnstable_Module_SetGIL"];
+
+/// CPython's critical-section functions (3.13+, acting only on FT builds).
+#[derive(Debug, Clone, Copy)]
+pub struct Sections {
+    /// `PyCriticalSection_Begin(PyCriticalSection *, PyObject *)`.
+    pub begin: unsafe extern "C" fn(*mut c_void, *mut PyObject),
+    /// `PyCriticalSection_End(PyCriticalSection *)`; also ends a mutex section.
+    pub end: unsafe extern "C" fn(*mut c_void),
+    /// `PyCriticalSection2_Begin(PyCriticalSection2 *, PyObject *, PyObject *)`.
+    pub begin2: unsafe extern "C" fn(*mut c_void, *mut PyObject, *mut PyObject),
+    /// `PyCriticalSection2_End(PyCriticalSection2 *)`.
+    pub end2: unsafe extern "C" fn(*mut c_void),
+    /// `PyCriticalSection_BeginMutex(PyCriticalSection *, PyMutex *)` on 3.14+, else 3.13's
+    /// exported `_PyCriticalSection_BeginSlow` with the same signature and effect (push the
+    /// section on the thread's stack, then `PyMutex_Lock`).
+    pub begin_mutex: unsafe extern "C" fn(*mut c_void, *mut PyMutex),
+}
+
+/// CPython's `PyMutex_Lock` / `PyMutex_Unlock` (exported functions, 3.13+).
+#[derive(Debug, Clone, Copy)]
+pub struct PyMutexApi {
+    /// `PyMutex_Lock`: full lock including parking with the thread state detached.
+    pub lock: unsafe extern "C" fn(*mut PyMutex),
+    /// `PyMutex_Unlock`: must only be called on a locked mutex (CPython aborts otherwise).
+    pub unlock: unsafe extern "C" fn(*mut PyMutex),
+}
+
+/// What libftshim's own mutex (3.11/3.12) needs to release the GIL while a thread waits.
+#[derive(Debug, Clone, Copy)]
+pub struct GilApi {
+    /// `PyGILState_GetThisThreadState()`: this thread's thread state, or NULL.
+    pub this_thread_state: unsafe extern "C" fn() -> *mut c_void,
+    /// `_PyThreadState_UncheckedGet()`: the thread state holding the GIL now (3.11/3.12).
+    pub current_holder: unsafe extern "C" fn() -> *mut c_void,
+    /// `PyEval_SaveThread()`: releases the GIL, returns the thread state.
+    pub save_thread: unsafe extern "C" fn() -> *mut c_void,
+    /// `PyEval_RestoreThread(tstate)`: takes the GIL back.
+    pub restore_thread: unsafe extern "C" fn(*mut c_void),
+}
+
+/// The thread state [`GilApi::release_if_held`] detached; only [`GilApi::reacquire`] uses it.
+#[must_use = "the GIL must be taken back with GilApi::reacquire"]
+pub struct Released(*mut c_void);
+
+impl GilApi {
+    /// Releases the GIL if the calling thread holds it; `Some` is to be handed to
+    /// [`GilApi::reacquire`] on the same thread.
+    pub fn release_if_held(&self) -> Option<Released> {
+        // SAFETY: both functions only read the interpreter's thread-state bookkeeping and may be
+        // called with or without the GIL.
+        let (mine, holder) = unsafe { ((self.this_thread_state)(), (self.current_holder)()) };
+        // SAFETY: the calling thread holds the GIL (its thread state is the current holder).
+        (!mine.is_null() && mine == holder).then(|| Released(unsafe { (self.save_thread)() }))
+    }
+
+    /// Takes the GIL back after [`GilApi::release_if_held`] released it on this thread.
+    pub fn reacquire(&self, saved: Released) {
+        // SAFETY: `saved` holds the thread state PyEval_SaveThread returned on this thread.
+        unsafe { (self.restore_thread)(saved.0) }
+    }
+}
+
+/// Object-level functions the immortal-object code uses.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectApi {
+    /// `PyObject_GC_IsTracked(op)`.
+    pub gc_is_tracked: unsafe extern "C" fn(*mut PyObject) -> c_int,
+    /// `PyObject_GC_UnTrack(op)`.
+    pub gc_untrack: unsafe extern "C" fn(*mut c_void),
+    /// `PyType_GetFlags(type)`.
+    pub type_get_flags: unsafe extern "C" fn(*mut c_void) -> c_ulong,
+}
 
 /// What libftshim knows about the interpreter it runs in.
 #[derive(Debug)]
@@ -31,8 +102,14 @@ pub struct Runtime {
     pub version_hex: u32,
     /// True on a free-threaded (`Py_GIL_DISABLED`) build.
     pub free_threaded: bool,
-    /// CPython's critical-section functions; `Some` only on FT builds, the only place they act.
-    pub critical_section: Option<(CsBeginFn, CsEndFn)>,
+    /// CPython's critical sections; `Some` only on FT builds, the only place they act.
+    pub sections: Option<Sections>,
+    /// CPython's PyMutex functions; `Some` on 3.13+.
+    pub pymutex: Option<PyMutexApi>,
+    /// GIL release for libftshim's own mutex; `Some` on GIL builds before 3.13.
+    pub gil: Option<GilApi>,
+    /// Object functions (all supported versions).
+    pub object: ObjectApi,
     /// Keeps the handle open for as long as the pointers above are used (the process lifetime).
     _process: Library,
 }
@@ -83,16 +160,25 @@ pub fn get() -> Result<&'static Runtime, &'static RuntimeError> {
     RUNTIME.get_or_init(resolve).as_ref()
 }
 
-/// Looks up `name` in `lib`, copying out the value of the symbol (a function pointer or an
-/// address). `T` must be a pointer-sized type matching the symbol's real type.
+/// Looks up `name`, copying out the symbol's value (a function pointer or an address).
 ///
 /// # Safety
-/// `T` must be the correct type for the symbol `name`.
+/// `T` must be the correct, pointer-sized type for the symbol `name`.
 unsafe fn lookup<T: Copy>(lib: &Library, name: &str) -> Option<T> {
     let cname = format!("{name}\0");
     // SAFETY: the caller guarantees T is the symbol's type; the value is copied out and stays
     // valid because `lib` (the whole process) is never unloaded.
     unsafe { lib.get::<T>(cname.as_bytes()).ok().map(|sym| *sym) }
+}
+
+/// Resolves `$name` as the type of the struct field it initialises, or fails with
+/// `MissingExport`. Every use names a CPython function whose C signature the field's type copies.
+macro_rules! require {
+    ($lib:expr, $version:expr, $name:literal) => {
+        // SAFETY: each field type is a transcription of the named function's C declaration.
+        unsafe { lookup(&$lib, $name) }
+            .ok_or(RuntimeError::MissingExport { symbol: $name, version_hex: $version })?
+    };
 }
 
 fn resolve() -> Result<Runtime, RuntimeError> {
@@ -103,24 +189,50 @@ fn resolve() -> Result<Runtime, RuntimeError> {
         .filter(|p| !p.is_null())
         .ok_or(RuntimeError::NoPython)?;
     // SAFETY: the pointer is Py_Version's address in the loaded libpython: readable, immutable.
-    let version_hex = unsafe { version_ptr.read() } as u32;
+    let v = unsafe { version_ptr.read() } as u32;
     let free_threaded = FT_ONLY_EXPORTS.iter().any(|name| {
         // SAFETY: only presence is tested; the address is never used.
         unsafe { lookup::<*const c_void>(&process, name) }.is_some_and(|p| !p.is_null())
     });
-    let critical_section = if free_threaded {
-        let missing = |symbol| RuntimeError::MissingExport { symbol, version_hex };
-        // SAFETY: the signatures match CPython 3.13's declarations of these functions.
-        let begin = unsafe { lookup::<CsBeginFn>(&process, "PyCriticalSection_Begin") }
-            .ok_or_else(|| missing("PyCriticalSection_Begin"))?;
-        // SAFETY: as above.
-        let end = unsafe { lookup::<CsEndFn>(&process, "PyCriticalSection_End") }
-            .ok_or_else(|| missing("PyCriticalSection_End"))?;
-        Some((begin, end))
+    let at_least_313 = v >= 0x030D_0000;
+    let sections = if free_threaded {
+        // SAFETY: both candidates are `void (PyCriticalSection *, PyMutex *)`.
+        let begin_mutex = unsafe { lookup(&process, "PyCriticalSection_BeginMutex") }
+            .map_or_else(|| Ok(require!(process, v, "_PyCriticalSection_BeginSlow")), Ok)?;
+        Some(Sections {
+            begin: require!(process, v, "PyCriticalSection_Begin"),
+            end: require!(process, v, "PyCriticalSection_End"),
+            begin2: require!(process, v, "PyCriticalSection2_Begin"),
+            end2: require!(process, v, "PyCriticalSection2_End"),
+            begin_mutex,
+        })
     } else {
         None
     };
-    Ok(Runtime { version_hex, free_threaded, critical_section, _process: process })
+    let pymutex = if at_least_313 {
+        Some(PyMutexApi {
+            lock: require!(process, v, "PyMutex_Lock"),
+            unlock: require!(process, v, "PyMutex_Unlock"),
+        })
+    } else {
+        None
+    };
+    let gil = if !at_least_313 {
+        Some(GilApi {
+            this_thread_state: require!(process, v, "PyGILState_GetThisThreadState"),
+            current_holder: require!(process, v, "_PyThreadState_UncheckedGet"),
+            save_thread: require!(process, v, "PyEval_SaveThread"),
+            restore_thread: require!(process, v, "PyEval_RestoreThread"),
+        })
+    } else {
+        None
+    };
+    let object = ObjectApi {
+        gc_is_tracked: require!(process, v, "PyObject_GC_IsTracked"),
+        gc_untrack: require!(process, v, "PyObject_GC_UnTrack"),
+        type_get_flags: require!(process, v, "PyType_GetFlags"),
+    };
+    Ok(Runtime { version_hex: v, free_threaded, sections, pymutex, gil, object, _process: process })
 }
 
 #[cfg(test)]
