@@ -116,14 +116,33 @@ pub fn artifacts() -> &'static Artifacts {
     })
 }
 
+/// How [`build_extension_with`] builds a module.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// Link `libftshim.a` into the module (symbols hidden) instead of `-lftshim`.
+    pub static_link: bool,
+    /// A directory searched for `ftshim.h` before the repository's `include/` (to build against
+    /// a modified copy of the header).
+    pub header_dir: Option<PathBuf>,
+}
+
 /// Compiles `extensions/<name>/<name>.c` (strict C11, warnings are errors) against
 /// `include/ftshim.h` and `interp`'s headers into `<out>/<name><EXT_SUFFIX>`, and returns its path.
 /// It links `-lftshim` (SONAME `libftshim.so.1`) with rpath `$ORIGIN`, and `libftshim.so.1` is
 /// copied beside the module.
 pub fn build_extension(name: &str, interp: &Interpreter, out: &Path) -> PathBuf {
+    build_extension_with(name, interp, out, &BuildOptions::default())
+}
+
+/// [`build_extension`] with options.
+pub fn build_extension_with(name: &str, interp: &Interpreter, out: &Path, opts: &BuildOptions) -> PathBuf {
     let src = workspace_root().join("extensions").join(name).join(format!("{name}.c"));
     let triple = env!("FTSHIM_TARGET_TRIPLE");
-    let compiler = cc::Build::new()
+    let mut build = cc::Build::new();
+    if let Some(dir) = &opts.header_dir {
+        build.include(dir);
+    }
+    let compiler = build
         .include(workspace_root().join("include"))
         .include(&interp.include_dir)
         .target(triple)
@@ -142,7 +161,13 @@ pub fn build_extension(name: &str, interp: &Interpreter, out: &Path) -> PathBuf 
     run_tool(compiler.to_command().arg("-c").arg(&src).arg("-o").arg(&object), "compiling", &src, interp);
     let mut cmd = compiler.to_command();
     cmd.arg("-shared").arg(&object).arg("-o").arg(&module);
-    cmd.args(link_libftshim(out));
+    if opts.static_link {
+        // libftshim.a carries Rust's std; keep all of it private to this module.
+        cmd.arg(artifacts().lib_dir.join("libftshim.a"))
+            .args(["-Wl,--exclude-libs,ALL", "-Wl,--gc-sections", "-lgcc_s", "-lpthread", "-ldl", "-lm"]);
+    } else {
+        cmd.args(link_libftshim(out));
+    }
     run_tool(&mut cmd, "linking", &module, interp);
     module
 }
@@ -171,13 +196,52 @@ fn run_tool(cmd: &mut Command, what: &str, file: &Path, interp: &Interpreter) {
 /// Runs `interp` with `args`, `PYTHONPATH=<path>`, and no `PYTHON_GIL` override, so the GIL
 /// state seen is the one the imported modules leave.
 pub fn run_python(interp: &Interpreter, pythonpath: &Path, args: &[&str]) -> Output {
-    Command::new(&interp.executable)
-        .args(args)
-        .env("PYTHONPATH", pythonpath)
-        .env_remove("PYTHON_GIL")
-        .env_remove("PYTHONHOME")
+    python_command(interp, pythonpath, args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", interp.executable.display()))
+}
+
+fn python_command(interp: &Interpreter, pythonpath: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(&interp.executable);
+    cmd.args(args).env("PYTHONPATH", pythonpath).env_remove("PYTHON_GIL").env_remove("PYTHONHOME");
+    cmd
+}
+
+/// Runs `abi-tests/py/<script>` on `interp` with `args` and `PYTHONPATH=<pythonpath>`, killing it
+/// after `timeout` (a deadlock must fail the test, not hang it). Panics, with everything the
+/// script printed, if it times out or exits non-zero; returns its `key=value` output.
+pub fn run_script(
+    interp: &Interpreter,
+    pythonpath: &Path,
+    script: &str,
+    args: &[&str],
+    timeout: std::time::Duration,
+) -> BTreeMap<String, String> {
+    let path = workspace_root().join("abi-tests/py").join(script);
+    let mut all = vec![path.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    let mut child = python_command(interp, pythonpath, &all)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", interp.executable.display()));
+    let start = std::time::Instant::now();
+    let timed_out = loop {
+        if child.try_wait().expect("wait for python").is_some() {
+            break false;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            break true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().expect("collect python output");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let label = format!("{script} {args:?} on {}", interp.executable.display());
+    assert!(!timed_out, "{label} did not finish within {timeout:?} (deadlock?)\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(out.status.success(), "{label} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    parse_kv(&out.stdout)
 }
 
 /// Parses `key=value` lines (the stress driver's output).
