@@ -53,6 +53,37 @@ fn every_export_is_declared_and_documented_and_every_declaration_is_exported() {
     assert!(python_imports.is_empty(), "libftshim must not link against libpython: {python_imports:?}");
 }
 
+/// `(symbol, (major, minor))` rows of abi-tests/manifest/symbols.txt, in file order.
+fn manifest() -> Vec<(String, (u32, u32))> {
+    let path = workspace_root().join("abi-tests/manifest/symbols.txt");
+    std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut cols = l.split_whitespace();
+            let (sym, since) = (cols.next().unwrap(), cols.next().unwrap_or_else(|| panic!("no version: {l}")));
+            let (major, minor) = since.split_once('.').unwrap_or_else(|| panic!("version not MAJOR.MINOR: {l}"));
+            (sym.to_owned(), (major.parse().unwrap(), minor.parse().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_symbol_manifest_lists_every_export_once_in_append_only_order() {
+    let rows = manifest();
+    let names: BTreeSet<String> = rows.iter().map(|(s, _)| s.clone()).collect();
+    assert_eq!(names.len(), rows.len(), "a symbol is listed twice");
+    assert_eq!(names, declared_exports(&header()), "manifest vs header");
+    let current = (ftshim::version::ABI_MAJOR, ftshim::version::ABI_MINOR);
+    for pair in rows.windows(2) {
+        assert!(pair[0].1 <= pair[1].1, "not append-only: {} ({:?}) after {} ({:?})", pair[1].0, pair[1].1, pair[0].0, pair[0].1);
+    }
+    for (sym, since) in &rows {
+        assert!(since.0 == current.0 && *since <= current, "{sym} claims ABI {since:?}, library is {current:?}");
+    }
+}
+
 #[test]
 fn the_status_table_matches_the_header() {
     let header = header();

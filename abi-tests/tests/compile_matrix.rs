@@ -1,0 +1,72 @@
+//! The header compiles strictly everywhere it should: gcc and clang, C99 and C11 with
+//! `-Wall -Wextra -Wpedantic -Wconversion -Wsign-conversion -Werror`, C++17 with g++ and clang++,
+//! with the inline fast paths and with FTSHIM_NO_INLINE, and under the limited API on GIL
+//! builds — against each interpreter's real headers. Python's own headers are included with
+//! -isystem, so the warnings judge ftshim.h, not CPython.
+
+use std::process::Command;
+
+use ftshim_abi_tests::{Interpreter, interpreters, scratch, workspace_root};
+
+const STRICT_C: &[&str] = &["-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wsign-conversion", "-Werror"];
+const STRICT_CXX: &[&str] = &["-x", "c++", "-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror"];
+
+fn compile(label: &str, interp: &Interpreter, compiler: &str, flags: &[&str]) -> Result<(), String> {
+    let src = workspace_root().join("abi-tests/c/use_all.c");
+    let obj = scratch(&format!("matrix-{label}-{compiler}-{}", flags.join("").replace(['=', '-', '+'], "")))
+        .join("use_all.o");
+    let out = Command::new(compiler)
+        .args(flags)
+        .arg(format!("-I{}", workspace_root().join("include").display()))
+        .arg("-isystem")
+        .arg(&interp.include_dir)
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .map_err(|e| format!("cannot run {compiler}: {e} (scripts/setup.sh installs gcc and clang)"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{label} {compiler} {flags:?}:\n{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+#[test]
+fn the_header_compiles_strictly_in_every_configuration() {
+    let mut failures = Vec::new();
+    let mut compiled = 0;
+    for (label, interp) in interpreters().all() {
+        let mut variants: Vec<Vec<&str>> = vec![vec![], vec!["-DFTSHIM_NO_INLINE"]];
+        if !interp.free_threaded {
+            variants.push(vec!["-DPy_LIMITED_API=0x030b0000"]);
+        }
+        for variant in &variants {
+            for compiler in ["gcc", "clang"] {
+                for std in ["-std=c99", "-std=c11"] {
+                    let flags: Vec<&str> = [std].iter().chain(STRICT_C).chain(variant).copied().collect();
+                    failures.extend(compile(label, interp, compiler, &flags).err());
+                    compiled += 1;
+                }
+            }
+            for compiler in ["g++", "clang++"] {
+                let flags: Vec<&str> = STRICT_CXX.iter().chain(variant).copied().collect();
+                failures.extend(compile(label, interp, compiler, &flags).err());
+                compiled += 1;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {compiled} configurations failed:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(compiled, 3 * 2 * 6 + 2 * 6);
+    println!("{compiled} strict configurations compiled");
+}
+
+#[test]
+fn the_limited_api_on_the_free_threaded_build_is_refused_by_cpython_not_by_ftshim() {
+    let ft = &interpreters().ft;
+    let err = compile("3.13t-limited", ft, "gcc", &["-std=c11", "-DPy_LIMITED_API=0x030b0000"]).unwrap_err();
+    assert!(err.contains("The limited API is not currently supported in the free-threaded build"), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error:")).collect();
+    assert!(!errors.is_empty() && errors.iter().all(|l| l.contains("/Python.h:")), "only Python.h may object: {err}");
+}
