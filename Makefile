@@ -6,7 +6,7 @@ SHELL := bash
 CARGO ?= cargo
 export FTSHIM_INTERPRETERS ?= $(CURDIR)/target/ftshim-interpreters.env
 
-.PHONY: all setup build run test lint clean
+.PHONY: all setup build run test lint bench clean
 
 all: build
 
@@ -28,6 +28,11 @@ lint:
 
 test: setup build lint
 	$(CARGO) test --workspace -- --show-output
+
+# ftshim vs the native CPython primitive on python3.13t, same process: wall-time ratios and
+# callgrind instruction counts (see docs/benchmarks.md).
+bench: setup build
+	$(CARGO) run --release --quiet -p ftshim-abi-tests --bin ftshim-bench
 
 clean:
 	$(CARGO) clean

@@ -137,6 +137,12 @@ pub fn build_extension(name: &str, interp: &Interpreter, out: &Path) -> PathBuf 
 /// [`build_extension`] with options.
 pub fn build_extension_with(name: &str, interp: &Interpreter, out: &Path, opts: &BuildOptions) -> PathBuf {
     let src = workspace_root().join("extensions").join(name).join(format!("{name}.c"));
+    build_module(&src, name, interp, out, opts)
+}
+
+/// Compiles the single C file `src` into the extension module `<out>/<name><EXT_SUFFIX>` for
+/// `interp`, as [`build_extension_with`] describes.
+pub fn build_module(src: &Path, name: &str, interp: &Interpreter, out: &Path, opts: &BuildOptions) -> PathBuf {
     let triple = env!("FTSHIM_TARGET_TRIPLE");
     let mut build = cc::Build::new();
     if let Some(dir) = &opts.header_dir {
@@ -158,7 +164,7 @@ pub fn build_extension_with(name: &str, interp: &Interpreter, out: &Path, opts: 
         .get_compiler();
     let object = out.join(format!("{name}.o"));
     let module = out.join(format!("{name}{}", interp.ext_suffix));
-    run_tool(compiler.to_command().arg("-c").arg(&src).arg("-o").arg(&object), "compiling", &src, interp);
+    run_tool(compiler.to_command().arg("-c").arg(src).arg("-o").arg(&object), "compiling", src, interp);
     let mut cmd = compiler.to_command();
     cmd.arg("-shared").arg(&object).arg("-o").arg(&module);
     if opts.static_link {

@@ -1,0 +1,126 @@
+//! `make bench`: ftshim against the native CPython primitive, in one process, on python3.13t.
+//!
+//! 1. Wall time: each loop timed in C (best of several runs) — ns per operation and the ratio to
+//!    the native primitive measured in the same run.
+//! 2. Instructions: the same loops under `valgrind --tool=callgrind`, inclusive instruction count
+//!    per iteration (repeatable where wall time is noisy).
+
+use std::collections::BTreeMap;
+use std::process::{Command, ExitCode};
+
+use ftshim_abi_tests::{BuildOptions, build_module, interpreters, parse_kv, run_python, scratch, workspace_root};
+
+const WALL_N: &str = "5000000";
+const WALL_REPEATS: &str = "7";
+const CALLGRIND_N: u64 = 200_000;
+
+/// (shim loop, native loop it is measured against, whether the ≤ 1.05× bar applies).
+const PAIRS: &[(&str, &str, bool)] = &[
+    ("cs_ftshim", "cs_native", true),
+    ("cs_ftshim_fn", "cs_native", false),
+    ("cs2_ftshim", "cs2_native", true),
+    ("cs_mutex_ftshim", "cs_native", false),
+    ("mutex_ftshim", "mutex_native", true),
+    ("mutex_ftshim_fn", "mutex_native", false),
+];
+const BAR: f64 = 1.05;
+
+fn main() -> ExitCode {
+    let ft = &interpreters().ft;
+    let dir = scratch("bench");
+    let src = workspace_root().join("abi-tests/bench/ftbench.c");
+    build_module(&src, "ftbench", ft, &dir, &BuildOptions::default());
+    let script = workspace_root().join("abi-tests/bench/bench.py");
+    let script = script.to_str().expect("utf-8 path");
+
+    println!("ftshim bench on {} (uncontended unless noted)", ft.executable.display());
+    let out = run_python(ft, &dir, &[script, "wall", WALL_N, WALL_REPEATS]);
+    assert!(out.status.success(), "bench.py wall failed: {}", String::from_utf8_lossy(&out.stderr));
+    let ns: BTreeMap<String, f64> = parse_kv(&out.stdout).into_iter().map(|(k, v)| (k, v.parse().unwrap())).collect();
+
+    println!("\nwall time, best of {WALL_REPEATS} x {WALL_N} iterations, timed in C");
+    println!("  {:<18} {:>9} {:>14} {:>9} {:>7}", "ftshim", "ns/op", "native", "ns/op", "ratio");
+    let mut over_bar = Vec::new();
+    for &(shim, native, bar) in PAIRS {
+        let ratio = ns[shim] / ns[native];
+        let verdict = if !bar {
+            ""
+        } else if ratio <= BAR {
+            "  <= 1.05"
+        } else {
+            over_bar.push(shim);
+            "  OVER 1.05"
+        };
+        println!("  {shim:<18} {:>9.2} {native:>14} {:>9.2} {ratio:>7.3}{verdict}", ns[shim], ns[native]);
+    }
+    let (shared, immortal) = (ns["refcount_shared_2threads"], ns["refcount_immortal_2threads"]);
+    println!("\nshared refcount, 2 threads doing Py_INCREF/Py_DECREF on one object at once (ns per pair)");
+    println!("  mortal {shared:.2}  immortal (ftshim_object_set_immortal) {immortal:.2}  -> {:.1}x cheaper", shared / immortal);
+
+    println!("\ninstructions per iteration under callgrind (inclusive, {CALLGRIND_N} iterations)");
+    match callgrind(ft, &dir, script) {
+        Ok(ir) => {
+            for &(shim, native, _) in PAIRS {
+                println!(
+                    "  {shim:<18} {:>7.1}   {native:<14} {:>7.1}   ratio {:.3}",
+                    ir[shim],
+                    ir[native],
+                    ir[shim] / ir[native]
+                );
+            }
+        }
+        Err(e) => {
+            eprintln!("callgrind: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if !over_bar.is_empty() {
+        println!("\nover the 1.05x bar this run (wall time): {}", over_bar.join(", "));
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs every loop once under callgrind and returns inclusive instructions per iteration.
+fn callgrind(
+    ft: &ftshim_abi_tests::Interpreter,
+    dir: &std::path::Path,
+    script: &str,
+) -> Result<BTreeMap<String, f64>, String> {
+    let outfile = dir.join("callgrind.out");
+    let status = Command::new("valgrind")
+        .args(["--tool=callgrind", "--quiet"])
+        .arg(format!("--callgrind-out-file={}", outfile.display()))
+        .arg(&ft.executable)
+        .args([script, "once", &CALLGRIND_N.to_string()])
+        .env("PYTHONPATH", dir)
+        .env("PYTHON_GIL", "0")
+        .status()
+        .map_err(|e| format!("cannot run valgrind: {e} (scripts/setup.sh installs it)"))?;
+    if !status.success() {
+        return Err(format!("valgrind exited with {status}"));
+    }
+    let annotate = Command::new("callgrind_annotate")
+        .args(["--inclusive=yes", "--threshold=100"])
+        .arg(&outfile)
+        .output()
+        .map_err(|e| format!("cannot run callgrind_annotate: {e}"))?;
+    let text = String::from_utf8_lossy(&annotate.stdout);
+    let mut ir = BTreeMap::new();
+    for line in text.lines() {
+        // "  1,234,567 (12.3%)  ftbench.c:loop_cs_native [/path/ftbench...so]"
+        let Some(pos) = line.find(":loop_") else { continue };
+        let name: String = line[pos + 6..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let count: String = line.split_whitespace().next().unwrap_or("").replace(',', "");
+        if let Ok(count) = count.parse::<u64>() {
+            ir.insert(name, count as f64 / CALLGRIND_N as f64);
+        }
+    }
+    for &(shim, native, _) in PAIRS {
+        for name in [shim, native] {
+            if !ir.contains_key(name) {
+                return Err(format!("no inclusive count for loop_{name} in callgrind_annotate output:\n{text}"));
+            }
+        }
+    }
+    Ok(ir)
+}
