@@ -130,7 +130,8 @@ const char *ftshim_status_str(ftshim_status status);
  *    which compile to CPython's own code where it exists: the same cost as the native
  *    Py_BEGIN_CRITICAL_SECTION, because on CPython 3.13+ they are it (a real section on FT, a
  *    bare block on a GIL build); on 3.11/3.12 a bare block; under Py_LIMITED_API the functions
- *    below (the mutex form on 3.13t also calls its function: CPython 3.13 has no macro for it);
+ *    below. (The mutex form on 3.13t, which CPython has no macro for, calls CPython's exported
+ *    _PyCriticalSection_BeginSlow and PyCriticalSection_End directly, like the function does.)
  *  - the functions, with caller-provided storage, for callers that cannot use the macros (other
  *    languages, code generators). They act on whatever interpreter is running.
  *
@@ -229,12 +230,16 @@ ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
 #    define FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(m) Py_BEGIN_CRITICAL_SECTION_MUTEX((PyMutex *)(m))
 #    define FTSHIM_END_CRITICAL_SECTION_MUTEX() Py_END_CRITICAL_SECTION()
 #  elif defined(Py_GIL_DISABLED)
-#    define FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(m)                        \
-    {                                                                     \
-        ftshim_critical_section _ftshim_cs;                               \
-        (void)ftshim_critical_section_begin_mutex(&_ftshim_cs, (m))
-#    define FTSHIM_END_CRITICAL_SECTION_MUTEX()                  \
-        (void)ftshim_critical_section_end(&_ftshim_cs);         \
+/* 3.13t has no public BeginMutex; its exported slow path is the same operation (push the section
+ * on the thread's stack, then PyMutex_Lock) and is what 3.14's PyCriticalSection_BeginMutex
+ * falls back to. Declared here exactly as CPython 3.13's internal header declares it. */
+PyAPI_FUNC(void) _PyCriticalSection_BeginSlow(PyCriticalSection *c, PyMutex *m);
+#    define FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(m)                                \
+    {                                                                             \
+        PyCriticalSection _ftshim_cs;                                             \
+        _PyCriticalSection_BeginSlow(&_ftshim_cs, (PyMutex *)(m))
+#    define FTSHIM_END_CRITICAL_SECTION_MUTEX() \
+        PyCriticalSection_End(&_ftshim_cs);     \
     }
 #  else
 #    define FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(m) { (void)(m);
