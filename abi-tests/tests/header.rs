@@ -10,6 +10,10 @@ fn header() -> String {
     std::fs::read_to_string(workspace_root().join("include/ftshim.h")).expect("read include/ftshim.h")
 }
 
+/// CPython functions include/ftshim.h declares itself because CPython keeps them out of its public
+/// headers (see the mutex critical section on 3.13t).
+const CPYTHON_REDECLARED: &[&str] = &["_PyCriticalSection_BeginSlow"];
+
 /// Names of the functions the header declares as libftshim exports (prototypes ending in `);`),
 /// each checked to have a documentation comment right above it.
 fn declared_exports(header: &str) -> BTreeSet<String> {
@@ -19,6 +23,12 @@ fn declared_exports(header: &str) -> BTreeSet<String> {
         let proto = line.starts_with(|c: char| c.is_ascii_alphabetic())
             && !line.starts_with("static")
             && line.trim_end().ends_with(");");
+        if let Some(rest) = line.strip_prefix("PyAPI_FUNC(") {
+            // A CPython function the header redeclares (CPython exports it; ftshim does not).
+            let name = rest[..rest.find('(').unwrap()].rsplit([' ', ')']).next().unwrap();
+            assert!(CPYTHON_REDECLARED.contains(&name), "unexpected CPython redeclaration in the header: {line}");
+            continue;
+        }
         let Some(paren) = line.find('(').filter(|_| proto) else {
             continue;
         };
@@ -62,8 +72,10 @@ fn manifest() -> Vec<(String, (u32, u32))> {
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
             let mut cols = l.split_whitespace();
-            let (sym, since) = (cols.next().unwrap(), cols.next().unwrap_or_else(|| panic!("no version: {l}")));
-            let (major, minor) = since.split_once('.').unwrap_or_else(|| panic!("version not MAJOR.MINOR: {l}"));
+            let (sym, since) =
+                (cols.next().unwrap(), cols.next().unwrap_or_else(|| panic!("no version: {l}")));
+            let (major, minor) =
+                since.split_once('.').unwrap_or_else(|| panic!("version not MAJOR.MINOR: {l}"));
             (sym.to_owned(), (major.parse().unwrap(), minor.parse().unwrap()))
         })
         .collect()
@@ -77,10 +89,20 @@ fn the_symbol_manifest_lists_every_export_once_in_append_only_order() {
     assert_eq!(names, declared_exports(&header()), "manifest vs header");
     let current = (ftshim::version::ABI_MAJOR, ftshim::version::ABI_MINOR);
     for pair in rows.windows(2) {
-        assert!(pair[0].1 <= pair[1].1, "not append-only: {} ({:?}) after {} ({:?})", pair[1].0, pair[1].1, pair[0].0, pair[0].1);
+        assert!(
+            pair[0].1 <= pair[1].1,
+            "not append-only: {} ({:?}) after {} ({:?})",
+            pair[1].0,
+            pair[1].1,
+            pair[0].0,
+            pair[0].1
+        );
     }
     for (sym, since) in &rows {
-        assert!(since.0 == current.0 && *since <= current, "{sym} claims ABI {since:?}, library is {current:?}");
+        assert!(
+            since.0 == current.0 && *since <= current,
+            "{sym} claims ABI {since:?}, library is {current:?}"
+        );
     }
 }
 
@@ -155,4 +177,24 @@ int main(void) {
     );
     assert_eq!(String::from_utf8_lossy(&run.stdout), expected);
     assert!(run.status.success());
+}
+
+#[test]
+fn the_api_docs_name_every_export_and_status() {
+    let docs = std::fs::read_to_string(workspace_root().join("docs/api.md")).expect("read docs/api.md");
+    let loader_docs = std::fs::read_to_string(workspace_root().join("docs/loader.md")).unwrap_or_default();
+    let missing: Vec<String> = declared_exports(&header())
+        .into_iter()
+        .filter(|name| !docs.contains(&format!("`{name}")) && !loader_docs.contains(&format!("`{name}")))
+        .chain(
+            ftshim::status::STATUSES
+                .iter()
+                .map(|(_, n, _)| (*n).to_owned())
+                .filter(|n| !docs.contains(&format!("`{n}`"))),
+        )
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/api.md (or docs/loader.md for the loader) does not mention: {missing:?}"
+    );
 }
