@@ -69,7 +69,10 @@ fn usage_and_io_errors_exit_2() {
     assert_eq!(code, 2);
     assert_eq!(
         stderr,
-        format!("ftshim check: {}: cannot read: No such file or directory (os error 2)\n", missing.display())
+        format!(
+            "ftshim check: [not-found] {}: cannot read: expected a file, found nothing at this path (No such file or directory (os error 2))\n",
+            missing.display()
+        )
     );
 }
 

@@ -1,12 +1,20 @@
-//! `ftshim` — checks native Python modules against an interpreter's ABI before anything loads them.
+//! `ftshim` — checks native Python modules against an interpreter's ABI before anything loads
+//! them, audits installed extension modules, and installs an import guard.
 //!
-//! Exit status: 0 every file accepted, 1 any refused, 2 usage or I/O error.
+//! Exit status of `check` and `audit`: 0 everything accepted, 1 anything refused (for `audit
+//! --import`, also: an import failed, crashed, timed out or re-enabled the GIL), 2 usage error or
+//! I/O error (including any file whose bytes could not be read, which wins over 1).
 
-use std::path::{Path, PathBuf};
+mod audit;
+mod check;
+mod guard;
+mod output;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ftshim::loader::{self, describe};
+use ftshim::loader::describe::{self, Interpreter};
 
 #[derive(Parser)]
 #[command(
@@ -22,23 +30,91 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Inspect extension module files (no code in them runs) and say whether the target
-    /// interpreter may load each one. Exit 0: all accepted; 1: any refused; 2: usage/I/O error.
+    /// interpreter may load each one. Exit 0: all accepted; 1: any refused; 2: usage or I/O
+    /// error (a file that cannot be read).
     Check {
         /// Target interpreter executable [default: $FTSHIM_PYTHON, else python3.13t on PATH]
         #[arg(long, value_name = "PY")]
         python: Option<PathBuf>,
+        /// Print one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
         /// Extension module files to check.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Inspect every extension module under the directories (default: the interpreter's
+    /// lib-dynload and site-packages) and print a table and a summary. Exit 0: all accepted
+    /// (and, with --import, all imported with the GIL still off); 1: anything refused or failed;
+    /// 2: usage or I/O error.
+    Audit {
+        /// Target interpreter executable [default: $FTSHIM_PYTHON, else python3.13t on PATH]
+        #[arg(long, value_name = "PY")]
+        python: Option<PathBuf>,
+        /// Print one JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Also import each accepted module in a child interpreter and report import errors and
+        /// whether the GIL stayed disabled (the Py_mod_gil question).
+        #[arg(long)]
+        import: bool,
+        /// Seconds each --import child may take before it is killed.
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        timeout: u64,
+        /// Directories to search (recursively).
+        #[arg(value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+    },
+    /// Install or remove the opt-in import guard in an interpreter's site-packages.
+    Guard {
+        #[command(subcommand)]
+        action: GuardAction,
+    },
 }
 
-const EXIT_REFUSED: u8 = 1;
-const EXIT_USAGE: u8 = 2;
+#[derive(Subcommand)]
+enum GuardAction {
+    /// Install the guard: a .pth file that puts a finder in front of the extension-module
+    /// loader, so a module the loader refuses raises ImportError with the reasons. Installing
+    /// again replaces the same files.
+    Install {
+        /// The interpreter whose site-packages receives the guard.
+        #[arg(long, value_name = "PY", required = true)]
+        python: PathBuf,
+        /// libftshim to copy into the guard [default: libftshim.so beside this executable].
+        #[arg(long, value_name = "PATH")]
+        libftshim: Option<PathBuf>,
+    },
+    /// Remove everything `guard install` put into the interpreter's site-packages.
+    Uninstall {
+        /// The interpreter whose site-packages holds the guard.
+        #[arg(long, value_name = "PY", required = true)]
+        python: PathBuf,
+    },
+    /// Say whether the guard is installed and active in the interpreter.
+    Status {
+        /// The interpreter to ask.
+        #[arg(long, value_name = "PY", required = true)]
+        python: PathBuf,
+    },
+}
+
+/// Exit status 1: something was refused (or failed to import under `audit --import`).
+pub const EXIT_REFUSED: u8 = 1;
+/// Exit status 2: usage or I/O error.
+pub const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { python, paths } => check(python, &paths),
+        Command::Check { python, json, paths } => check::run(python, json, &paths),
+        Command::Audit { python, json, import, timeout, dirs } => {
+            audit::run(python, json, import.then_some(timeout), &dirs)
+        }
+        Command::Guard { action } => match action {
+            GuardAction::Install { python, libftshim } => guard::install(&python, libftshim),
+            GuardAction::Uninstall { python } => guard::uninstall(&python),
+            GuardAction::Status { python } => guard::status(&python),
+        },
     }
 }
 
@@ -60,56 +136,21 @@ fn target_interpreter(python: Option<PathBuf>) -> Result<PathBuf, String> {
         })
 }
 
-fn check(python: Option<PathBuf>, paths: &[PathBuf]) -> ExitCode {
-    let interp =
-        match target_interpreter(python).and_then(|p| describe::describe(&p).map_err(|e| e.to_string())) {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("ftshim check: {e}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-        };
+/// Resolves and describes the target interpreter; the error is ready to print.
+fn interpreter(python: Option<PathBuf>) -> Result<Interpreter, String> {
+    target_interpreter(python).and_then(|p| describe::describe(&p).map_err(|e| e.to_string()))
+}
+
+/// One line naming the target, as the text outputs start.
+fn target_line(interp: &Interpreter) -> String {
     let target = interp.target();
-    println!(
-        "target: {} (CPython {}.{}, {}, EXT_SUFFIX {})",
+    format!(
+        "target: {} (CPython {}.{}, {}, EXT_SUFFIX {}, exports from {})",
         interp.executable.display(),
         target.version.0,
         target.version.1,
         if target.free_threaded { "free-threaded" } else { "GIL" },
-        target.ext_suffix
-    );
-    let (mut refused, mut io_errors) = (0usize, 0usize);
-    for path in paths {
-        match loader::inspect(path, &target) {
-            Ok(report) => {
-                print_report(path, &report);
-                if !report.accepted() {
-                    refused += 1;
-                }
-            }
-            Err(e) => {
-                eprintln!("ftshim check: {e}");
-                io_errors += 1;
-            }
-        }
-    }
-    println!("{} accepted, {refused} refused, {io_errors} unreadable", paths.len() - refused - io_errors);
-    if io_errors > 0 {
-        ExitCode::from(EXIT_USAGE)
-    } else if refused > 0 {
-        ExitCode::from(EXIT_REFUSED)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-fn print_report(path: &Path, report: &loader::Report) {
-    let verdict = if report.accepted() { "ACCEPT" } else { "REFUSE" };
-    println!("{verdict} {}", path.display());
-    for r in &report.refusals {
-        println!("  [{}] {}", r.code, r.message);
-    }
-    for note in &report.inconclusive {
-        println!("  (inconclusive) {note}");
-    }
+        target.ext_suffix,
+        interp.exports_file.display()
+    )
 }

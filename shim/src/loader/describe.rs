@@ -10,7 +10,7 @@ use std::process::Command;
 
 use pyo3_build_config::InterpreterConfig;
 
-use super::Target;
+use super::{Symbols, Target};
 
 /// Everything the tools need to know about one interpreter.
 pub struct Interpreter {
@@ -28,6 +28,16 @@ pub struct Interpreter {
     pub include_dir: PathBuf,
     /// `DESTSHARED`: the interpreter's lib-dynload directory.
     pub lib_dynload: PathBuf,
+    /// sysconfig's `purelib` then `platlib` (once if equal): where installed packages go and
+    /// where `.pth` files are read from at startup.
+    pub site_packages: Vec<PathBuf>,
+    /// `importlib.machinery.EXTENSION_SUFFIXES`, in the import system's order.
+    pub extension_suffixes: Vec<String>,
+    /// The file whose dynamic exports are the interpreter's C API: libpython
+    /// (`LIBDIR/INSTSONAME`) for a shared build, else the executable itself.
+    pub exports_file: PathBuf,
+    /// The exports of `exports_file`, read once and shared by every target made from this.
+    symbols: Symbols,
 }
 
 impl Interpreter {
@@ -37,6 +47,7 @@ impl Interpreter {
             version: self.version,
             free_threaded: self.free_threaded,
             ext_suffix: self.ext_suffix.clone(),
+            symbols: self.symbols.clone(),
         }
     }
 }
@@ -53,8 +64,12 @@ impl std::fmt::Display for DescribeError {
 
 impl std::error::Error for DescribeError {}
 
-const FIND_SYSCONFIGDATA: &str = "import importlib.util, sysconfig; \
-print(importlib.util.find_spec(sysconfig._get_sysconfigdata_name()).origin)";
+/// Prints, one a line: the sysconfigdata module's file, purelib, platlib, and the extension
+/// suffixes separated by spaces.
+const FIND_SYSCONFIGDATA: &str = "import importlib.util, importlib.machinery, sysconfig; \
+print(importlib.util.find_spec(sysconfig._get_sysconfigdata_name()).origin); \
+print(sysconfig.get_path('purelib')); print(sysconfig.get_path('platlib')); \
+print(' '.join(importlib.machinery.EXTENSION_SUFFIXES))";
 
 /// Describes the interpreter at `executable`.
 pub fn describe(executable: &Path) -> Result<Interpreter, DescribeError> {
@@ -70,7 +85,17 @@ pub fn describe(executable: &Path) -> Result<Interpreter, DescribeError> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = stdout.lines().collect();
+    let [path, purelib, platlib, suffixes] = lines[..] else {
+        return Err(err(format!("expected 4 lines from its sysconfig query, found {:?}", stdout)));
+    };
+    let path = path.to_owned();
+    let mut site_packages = vec![PathBuf::from(purelib)];
+    if platlib != purelib {
+        site_packages.push(PathBuf::from(platlib));
+    }
+    let extension_suffixes: Vec<String> = suffixes.split_whitespace().map(str::to_owned).collect();
     let data = without_stdout(|| pyo3_build_config::parse_sysconfigdata(&path))
         .map_err(|e| err(format!("cannot parse {path}: {e}")))?;
     let config = InterpreterConfig::from_sysconfigdata(&data)
@@ -85,7 +110,12 @@ pub fn describe(executable: &Path) -> Result<Interpreter, DescribeError> {
             data.get_value("Py_GIL_DISABLED").unwrap_or("(unset)")
         )));
     }
+    let exports_file = exports_file(executable, |k| data.get_value(k));
     Ok(Interpreter {
+        symbols: Symbols::file(&exports_file),
+        exports_file,
+        site_packages,
+        extension_suffixes,
         executable: executable.to_owned(),
         version: (v.major, v.minor),
         free_threaded,
@@ -94,6 +124,23 @@ pub fn describe(executable: &Path) -> Result<Interpreter, DescribeError> {
         lib_dynload: PathBuf::from(var("DESTSHARED")?),
         config,
     })
+}
+
+/// libpython for a shared build (`Py_ENABLE_SHARED=1`: `LIBDIR/INSTSONAME`, else
+/// `LIBDIR/LDLIBRARY`), when that file exists; otherwise the executable (a static build exports
+/// its C API from the executable).
+fn exports_file<'a>(executable: &Path, get: impl Fn(&str) -> Option<&'a str>) -> PathBuf {
+    if get("Py_ENABLE_SHARED") == Some("1") {
+        if let Some(dir) = get("LIBDIR") {
+            for key in ["INSTSONAME", "LDLIBRARY"] {
+                let lib = get(key).map(|name| Path::new(dir).join(name));
+                if let Some(lib) = lib.filter(|lib| lib.is_file()) {
+                    return lib;
+                }
+            }
+        }
+    }
+    executable.to_owned()
 }
 
 /// Runs `f` with file descriptor 1 pointed at /dev/null.

@@ -1,0 +1,56 @@
+//! `ftshim check`: inspect the given files for the target interpreter.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ftshim::loader;
+use serde_json::json;
+
+use crate::output::{report_details, report_json, target_json, verdict};
+use crate::{EXIT_REFUSED, EXIT_USAGE, interpreter, target_line};
+
+/// Runs `ftshim check`. Exit: 0 all accepted, 1 any refused, 2 usage error or any file unreadable.
+pub fn run(python: Option<PathBuf>, as_json: bool, paths: &[PathBuf]) -> ExitCode {
+    let interp = match interpreter(python) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("ftshim check: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let target = interp.target();
+    let reports: Vec<loader::Report> = paths.iter().map(|p| loader::inspect(p, &target)).collect();
+    let count = |v: &str| reports.iter().filter(|r| verdict(r) == v).count();
+    let (accepted, refused, unreadable) = (count("accepted"), count("refused"), count("unreadable"));
+    if as_json {
+        let doc = json!({
+            "target": target_json(&interp),
+            "files": reports.iter().map(report_json).collect::<Vec<_>>(),
+            "summary": {"accepted": accepted, "refused": refused, "unreadable": unreadable},
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON values always serialise"));
+    } else {
+        println!("{}", target_line(&interp));
+        for report in &reports {
+            let word = match verdict(report) {
+                "accepted" => "ACCEPT",
+                "refused" => "REFUSE",
+                _ => "UNREADABLE",
+            };
+            print!("{word} {}\n{}", report.path.display(), report_details(report));
+        }
+        println!("{accepted} accepted, {refused} refused, {unreadable} unreadable");
+    }
+    for report in reports.iter().filter(|r| r.io_failed()) {
+        for r in report.refusals.iter().filter(|r| r.code.is_io()) {
+            eprintln!("ftshim check: [{}] {}", r.code, r.message);
+        }
+    }
+    if unreadable > 0 {
+        ExitCode::from(EXIT_USAGE)
+    } else if refused > 0 {
+        ExitCode::from(EXIT_REFUSED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

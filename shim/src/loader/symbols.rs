@@ -1,0 +1,126 @@
+//! What the target interpreter exports: the other half of "every undefined `Py*`/`_Py*` symbol of
+//! the module resolves". For the running process the global symbol scope is asked (`dlsym`, which
+//! runs no code from the module: the module is not loaded); for an interpreter described from its
+//! executable, the dynamic exports of its libpython (or of its executable, for a static build) are
+//! read with the same ELF reader as modules, once, on first use.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+/// A symbol every CPython exports; its absence means the source is not a CPython at all.
+const SENTINEL: &str = "Py_Initialize";
+
+/// Where the target's exported C API is looked up.
+#[derive(Clone, Default)]
+pub enum Symbols {
+    /// Unknown: the undefined-symbol check is reported as inconclusive.
+    #[default]
+    Unknown,
+    /// The running process's global symbol scope (`dlsym(RTLD_DEFAULT, …)`).
+    Process,
+    /// The dynamic exports of a file: libpython for a shared build, else the executable.
+    File(Arc<ExportFile>),
+}
+
+/// The exports of one file, read on first use and cached.
+pub struct ExportFile {
+    path: PathBuf,
+    exports: OnceLock<Result<HashSet<String>, String>>,
+}
+
+impl ExportFile {
+    /// The file whose exports are used.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn exports(&self) -> Result<&HashSet<String>, String> {
+        self.exports
+            .get_or_init(|| {
+                let shown = self.path.display();
+                let opened = super::file::read(&self.path)
+                    .map_err(|p| format!("cannot read the target's exports from {shown}: {}", p.detail))?;
+                let names = super::elf::exports_of(opened.contents.bytes())
+                    .map_err(|why| format!("cannot read the target's exports from {shown}: {why}"))?;
+                let set: HashSet<String> = names.into_iter().collect();
+                if !set.contains(SENTINEL) {
+                    return Err(format!("{shown} exports no CPython C API (no {SENTINEL})"));
+                }
+                Ok(set)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl Symbols {
+    /// The exports of `path` (libpython or an interpreter executable), read on first use.
+    pub fn file(path: impl Into<PathBuf>) -> Symbols {
+        Symbols::File(Arc::new(ExportFile { path: path.into(), exports: OnceLock::new() }))
+    }
+
+    /// Which of `names` the target does not export, in order; `Err` says why the target's
+    /// exports cannot be known (then nothing was checked).
+    pub fn missing<'a>(&self, names: &'a [String]) -> Result<Vec<&'a str>, String> {
+        match self {
+            Symbols::Unknown => Err("the target interpreter's exports are unknown".to_owned()),
+            Symbols::Process => {
+                if !process_exports(SENTINEL) {
+                    return Err(format!(
+                        "the running process has no CPython in its global symbol scope (no {SENTINEL})"
+                    ));
+                }
+                Ok(names.iter().map(String::as_str).filter(|n| !process_exports(n)).collect())
+            }
+            Symbols::File(file) => {
+                let set = file.exports()?;
+                Ok(names.iter().map(String::as_str).filter(|n| !set.contains(*n)).collect())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Symbols {
+    /// Where the symbols come from, as used in messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Symbols::Unknown => f.write_str("an unknown interpreter"),
+            Symbols::Process => f.write_str("the running process"),
+            Symbols::File(file) => write!(f, "{}", file.path.display()),
+        }
+    }
+}
+
+impl fmt::Debug for Symbols {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Symbols::Unknown => f.write_str("Unknown"),
+            Symbols::Process => f.write_str("Process"),
+            Symbols::File(file) => f.debug_tuple("File").field(&file.path).finish(),
+        }
+    }
+}
+
+impl PartialEq for Symbols {
+    fn eq(&self, other: &Symbols) -> bool {
+        match (self, other) {
+            (Symbols::Unknown, Symbols::Unknown) | (Symbols::Process, Symbols::Process) => true,
+            (Symbols::File(a), Symbols::File(b)) => a.path == b.path,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Symbols {}
+
+/// True when `name` resolves in the running process's global scope.
+pub(crate) fn process_exports(name: &str) -> bool {
+    let Ok(cname) = CString::new(name) else { return false };
+    // SAFETY: dlsym with RTLD_DEFAULT only searches the already-loaded objects' symbol tables; the
+    // address is compared with NULL and never used. (A GNU indirect function would have its
+    // resolver run, but CPython exports none.)
+    !unsafe { libc::dlsym(libc::RTLD_DEFAULT, cname.as_ptr()) }.is_null()
+}
