@@ -142,7 +142,13 @@ pub fn build_extension_with(name: &str, interp: &Interpreter, out: &Path, opts: 
 
 /// Compiles the single C file `src` into the extension module `<out>/<name><EXT_SUFFIX>` for
 /// `interp`, as [`build_extension_with`] describes.
-pub fn build_module(src: &Path, name: &str, interp: &Interpreter, out: &Path, opts: &BuildOptions) -> PathBuf {
+pub fn build_module(
+    src: &Path,
+    name: &str,
+    interp: &Interpreter,
+    out: &Path,
+    opts: &BuildOptions,
+) -> PathBuf {
     let triple = env!("FTSHIM_TARGET_TRIPLE");
     let mut build = cc::Build::new();
     if let Some(dir) = &opts.header_dir {
@@ -169,8 +175,14 @@ pub fn build_module(src: &Path, name: &str, interp: &Interpreter, out: &Path, op
     cmd.arg("-shared").arg(&object).arg("-o").arg(&module);
     if opts.static_link {
         // libftshim.a carries Rust's std; keep all of it private to this module.
-        cmd.arg(artifacts().lib_dir.join("libftshim.a"))
-            .args(["-Wl,--exclude-libs,ALL", "-Wl,--gc-sections", "-lgcc_s", "-lpthread", "-ldl", "-lm"]);
+        cmd.arg(artifacts().lib_dir.join("libftshim.a")).args([
+            "-Wl,--exclude-libs,ALL",
+            "-Wl,--gc-sections",
+            "-lgcc_s",
+            "-lpthread",
+            "-ldl",
+            "-lm",
+        ]);
     } else {
         cmd.args(link_libftshim(out));
     }
@@ -245,7 +257,10 @@ pub fn run_script(
     let out = child.wait_with_output().expect("collect python output");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let label = format!("{script} {args:?} on {}", interp.executable.display());
-    assert!(!timed_out, "{label} did not finish within {timeout:?} (deadlock?)\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        !timed_out,
+        "{label} did not finish within {timeout:?} (deadlock?)\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(out.status.success(), "{label} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
     parse_kv(&out.stdout)
 }

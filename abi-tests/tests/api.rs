@@ -6,15 +6,23 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ftshim::status::*;
 use ftshim_abi_tests::{
     BuildOptions, Interpreter, build_extension, build_extension_with, interpreters, run_python, run_script,
     scratch, workspace_root,
 };
-use ftshim::status::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
-const KINDS: &[&str] =
-    &["section", "section_fn", "section2", "section2_fn", "mutex", "mutex_fn", "mutex_section", "mutex_section_fn"];
+const KINDS: &[&str] = &[
+    "section",
+    "section_fn",
+    "section2",
+    "section2_fn",
+    "mutex",
+    "mutex_fn",
+    "mutex_section",
+    "mutex_section_fn",
+];
 
 /// Builds `modules` for `interp` into a fresh scratch dir and returns it (the PYTHONPATH), with
 /// the stress helpers beside them.
@@ -48,9 +56,17 @@ fn two_threads_times_a_million_under_every_kind_is_exact() {
         args.push("none");
         let out = run_script(interp, &dir, "exclusion.py", &args, 3 * MINUTE);
         for kind in KINDS {
-            assert_eq!(out[&format!("{kind}.observed")], out[&format!("{kind}.expected")], "{kind} on {label}");
+            assert_eq!(
+                out[&format!("{kind}.observed")],
+                out[&format!("{kind}.expected")],
+                "{kind} on {label}"
+            );
             assert_eq!(out[&format!("{kind}.locked_after")], "0", "{kind} left the mutex locked on {label}");
-            println!("{label}: {kind}: 2 x {N} -> {} in {} s", out[&format!("{kind}.observed")], out[&format!("{kind}.seconds")]);
+            println!(
+                "{label}: {kind}: 2 x {N} -> {} in {} s",
+                out[&format!("{kind}.observed")],
+                out[&format!("{kind}.seconds")]
+            );
         }
         assert_eq!(out[&format!("{}.expected", KINDS[0])], (2 * N).to_string());
         // The racy control on the same gated threads: lost updates show the loops overlapped.
@@ -75,7 +91,10 @@ fn opposite_order_two_object_sections_do_not_deadlock_and_keep_the_invariant() {
         assert_eq!(out["total"], (2 * START).to_string());
         assert_eq!(out["violations"], "0", "a reader saw money in flight on {label}");
         assert_eq!(out["gil_enabled"], gil_expected(interp));
-        println!("{label}: 2 x {N} opposite-order transfers in {} s, {} invariant reads", out["seconds"], out["reads"]);
+        println!(
+            "{label}: 2 x {N} opposite-order transfers in {} s, {} invariant reads",
+            out["seconds"], out["reads"]
+        );
     });
 }
 
@@ -134,7 +153,11 @@ fn immortal_objects_stay_immortal_survive_and_refuse_what_is_unsafe() {
 fn statuses_for_null_arguments_and_misuse() {
     each_interpreter(|label, interp| {
         let dir = modules_dir("statuses", label, interp, &["probe"]);
-        let out = run_python(interp, &dir, &["-c", "import probe\nfor k, v in sorted(probe.statuses().items()): print(f'{k}={v}')"]);
+        let out = run_python(
+            interp,
+            &dir,
+            &["-c", "import probe\nfor k, v in sorted(probe.statuses().items()): print(f'{k}={v}')"],
+        );
         assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
         let got: BTreeMap<String, String> = ftshim_abi_tests::parse_kv(&out.stdout);
         let expected: BTreeMap<String, String> = [
@@ -174,11 +197,22 @@ fn statuses_for_null_arguments_and_misuse() {
 fn static_and_dynamic_users_of_ftshim_work_together_in_one_process() {
     each_interpreter(|label, interp| {
         let dir = modules_dir("together", label, interp, &["bank", "counter", "probe", "constants"]);
-        let cache = build_extension_with("cache", interp, &dir, &BuildOptions { static_link: true, ..Default::default() });
+        let cache = build_extension_with(
+            "cache",
+            interp,
+            &dir,
+            &BuildOptions { static_link: true, ..Default::default() },
+        );
         let needed = needed_libs(&cache);
-        assert!(!needed.iter().any(|n| n.starts_with("libftshim")), "{label}: cache must link libftshim statically: {needed:?}");
+        assert!(
+            !needed.iter().any(|n| n.starts_with("libftshim")),
+            "{label}: cache must link libftshim statically: {needed:?}"
+        );
         let counter = dir.join(format!("counter{}", interp.ext_suffix));
-        assert!(needed_libs(&counter).contains(&"libftshim.so.1".to_owned()), "{label}: counter links libftshim.so.1");
+        assert!(
+            needed_libs(&counter).contains(&"libftshim.so.1".to_owned()),
+            "{label}: counter links libftshim.so.1"
+        );
         let out = run_script(interp, &dir, "together.py", &[], MINUTE);
         assert_eq!(out["counter"], "20000");
         assert_eq!(out["cache"], "1,1");
@@ -214,7 +248,12 @@ fn a_module_built_for_a_newer_minor_abi_fails_its_import_cleanly() {
         let hdr = dir.join("include");
         std::fs::create_dir_all(&hdr).unwrap();
         std::fs::write(hdr.join("ftshim.h"), &bumped).unwrap();
-        build_extension_with("counter", interp, &dir, &BuildOptions { header_dir: Some(hdr), ..Default::default() });
+        build_extension_with(
+            "counter",
+            interp,
+            &dir,
+            &BuildOptions { header_dir: Some(hdr), ..Default::default() },
+        );
         let out = run_python(interp, &dir, &["-c", "import counter"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{label}: {stderr}");
@@ -223,6 +262,9 @@ fn a_module_built_for_a_newer_minor_abi_fails_its_import_cleanly() {
             minor + 1,
             minor + 1
         );
-        assert!(stderr.trim_end().ends_with(&expected), "{label}: got\n{stderr}\nwanted last line\n{expected}");
+        assert!(
+            stderr.trim_end().ends_with(&expected),
+            "{label}: got\n{stderr}\nwanted last line\n{expected}"
+        );
     });
 }

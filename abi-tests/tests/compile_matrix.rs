@@ -57,7 +57,12 @@ fn the_header_compiles_strictly_in_every_configuration() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {compiled} configurations failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {compiled} configurations failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(compiled, 3 * 2 * 6 + 2 * 6);
     println!("{compiled} strict configurations compiled");
 }
@@ -71,5 +76,8 @@ fn the_limited_api_on_the_free_threaded_build_is_refused_by_cpython_not_by_ftshi
     // come from ftshim.h or the test source.
     let include = ft.include_dir.display().to_string();
     let errors: Vec<&str> = err.lines().filter(|l| l.contains(": error:")).collect();
-    assert!(!errors.is_empty() && errors.iter().all(|l| l.starts_with(&include)), "only CPython's headers may object: {err}");
+    assert!(
+        !errors.is_empty() && errors.iter().all(|l| l.starts_with(&include)),
+        "only CPython's headers may object: {err}"
+    );
 }

@@ -26,7 +26,10 @@ fn declared_exports(header: &str) -> BTreeSet<String> {
         if let Some(rest) = line.strip_prefix("PyAPI_FUNC(") {
             // A CPython function the header redeclares (CPython exports it; ftshim does not).
             let name = rest[..rest.find('(').unwrap()].rsplit([' ', ')']).next().unwrap();
-            assert!(CPYTHON_REDECLARED.contains(&name), "unexpected CPython redeclaration in the header: {line}");
+            assert!(
+                CPYTHON_REDECLARED.contains(&name),
+                "unexpected CPython redeclaration in the header: {line}"
+            );
             continue;
         }
         let Some(paren) = line.find('(').filter(|_| proto) else {

@@ -24,7 +24,9 @@ impl Layout {
             .header_contents("wrapper.h", "#include \"ftshim.h\"\n")
             .clang_arg(format!("-I{}", workspace_root().join("include").display()))
             .clang_arg(format!("-I{}", interp.include_dir.display()))
-            .allowlist_type("PyObject|PyCriticalSection|PyCriticalSection2|PyMutex|ftshim_critical_section|ftshim_mutex")
+            .allowlist_type(
+                "PyObject|PyCriticalSection|PyCriticalSection2|PyMutex|ftshim_critical_section|ftshim_mutex",
+            )
             .allowlist_var("Py_TPFLAGS_UNICODE_SUBCLASS|_Py_IMMORTAL_REFCNT_LOCAL|_Py_UNOWNED_TID")
             .layout_tests(true)
             .generate()
@@ -60,7 +62,10 @@ impl Layout {
     }
 
     fn offset(&self, field: &str) -> usize {
-        *self.offset.get(field).unwrap_or_else(|| panic!("bindgen gave no offset for {field}: {:?}", self.offset.keys()))
+        *self
+            .offset
+            .get(field)
+            .unwrap_or_else(|| panic!("bindgen gave no offset for {field}: {:?}", self.offset.keys()))
     }
 }
 
@@ -68,11 +73,22 @@ impl Layout {
 /// interpreter's headers.
 fn macro_values(label: &str, interp: &Interpreter, exprs: &[&str]) -> Vec<i128> {
     let dir = scratch(&format!("layout-macros-{label}"));
-    let body: String = exprs.iter().map(|e| format!("    printf(\"%lld\\n\", (long long)({e}));\n")).collect();
+    let body: String =
+        exprs.iter().map(|e| format!("    printf(\"%lld\\n\", (long long)({e}));\n")).collect();
     let src = dir.join("values.c");
-    std::fs::write(&src, format!("#include <Python.h>\n#include <stdio.h>\nint main(void) {{\n{body}    return 0;\n}}\n")).unwrap();
+    std::fs::write(
+        &src,
+        format!("#include <Python.h>\n#include <stdio.h>\nint main(void) {{\n{body}    return 0;\n}}\n"),
+    )
+    .unwrap();
     let exe = dir.join("values");
-    let out = Command::new("cc").arg(format!("-I{}", interp.include_dir.display())).arg(&src).arg("-o").arg(&exe).output().unwrap();
+    let out = Command::new("cc")
+        .arg(format!("-I{}", interp.include_dir.display()))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let run = Command::new(&exe).output().unwrap();
     String::from_utf8_lossy(&run.stdout).lines().map(|l| l.parse().unwrap()).collect()
@@ -133,7 +149,8 @@ fn gil_layouts_match_the_constants() {
     }
     // The immortal refcount of a GIL 3.12+ build, and that ftshim's reading of it as a negative
     // int32 matches CPython's _Py_IsImmortal.
-    let v = macro_values("3.13", &all.gil313, &["_Py_IMMORTAL_REFCNT", "(PY_INT32_T)_Py_IMMORTAL_REFCNT < 0"]);
+    let v =
+        macro_values("3.13", &all.gil313, &["_Py_IMMORTAL_REFCNT", "(PY_INT32_T)_Py_IMMORTAL_REFCNT < 0"]);
     assert_eq!(v, vec![layout::GIL_IMMORTAL_REFCNT as i128, 1]);
     // 3.11 has no immortal objects: the pin bias stays far from any real refcount and from overflow.
     let hex = macro_values("3.11", &all.py311, &["PY_VERSION_HEX", "sizeof(Py_ssize_t)"]);

@@ -130,10 +130,22 @@ mod tests {
         // SAFETY: NULL and inactive storage are exactly what these calls must reject.
         unsafe {
             assert_eq!(ftshim_critical_section_begin(std::ptr::null_mut(), obj), FTSHIM_ERR_NULL_ARGUMENT);
-            assert_eq!(ftshim_critical_section_begin(&mut cs, std::ptr::null_mut()), FTSHIM_ERR_NULL_ARGUMENT);
-            assert_eq!(ftshim_critical_section2_begin(&mut cs, obj, std::ptr::null_mut()), FTSHIM_ERR_NULL_ARGUMENT);
-            assert_eq!(ftshim_critical_section2_begin(&mut cs, std::ptr::null_mut(), obj), FTSHIM_ERR_NULL_ARGUMENT);
-            assert_eq!(ftshim_critical_section_begin_mutex(&mut cs, std::ptr::null_mut()), FTSHIM_ERR_NULL_ARGUMENT);
+            assert_eq!(
+                ftshim_critical_section_begin(&mut cs, std::ptr::null_mut()),
+                FTSHIM_ERR_NULL_ARGUMENT
+            );
+            assert_eq!(
+                ftshim_critical_section2_begin(&mut cs, obj, std::ptr::null_mut()),
+                FTSHIM_ERR_NULL_ARGUMENT
+            );
+            assert_eq!(
+                ftshim_critical_section2_begin(&mut cs, std::ptr::null_mut(), obj),
+                FTSHIM_ERR_NULL_ARGUMENT
+            );
+            assert_eq!(
+                ftshim_critical_section_begin_mutex(&mut cs, std::ptr::null_mut()),
+                FTSHIM_ERR_NULL_ARGUMENT
+            );
             assert_eq!(ftshim_critical_section_end(std::ptr::null_mut()), FTSHIM_ERR_NULL_ARGUMENT);
             assert_eq!(ftshim_critical_section_end(&mut cs), FTSHIM_ERR_NOT_ACTIVE);
             // No Python in the unit-test process.

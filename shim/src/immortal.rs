@@ -62,7 +62,9 @@ fn current_thread_id() -> Option<usize> {
     {
         let tid: usize;
         // SAFETY: reads the thread pointer register, as CPython's _Py_ThreadId does.
-        unsafe { std::arch::asm!("mrs {}, tpidr_el0", out(reg) tid, options(nomem, nostack, preserves_flags)) };
+        unsafe {
+            std::arch::asm!("mrs {}, tpidr_el0", out(reg) tid, options(nomem, nostack, preserves_flags))
+        };
         Some(tid)
     }
     #[cfg(not(any(
@@ -112,7 +114,9 @@ unsafe fn is_immortal(op: *mut PyObject, family: &Family) -> bool {
     // SAFETY: offsets per family, checked against the headers by abi-tests.
     unsafe {
         match family {
-            Family::Ft313 => field::<AtomicU32>(op, FT_OB_REF_LOCAL).load(Relaxed) == FT_IMMORTAL_REFCNT_LOCAL,
+            Family::Ft313 => {
+                field::<AtomicU32>(op, FT_OB_REF_LOCAL).load(Relaxed) == FT_IMMORTAL_REFCNT_LOCAL
+            }
             Family::Gil312Plus => (field::<AtomicIsize>(op, GIL_OB_REFCNT).load(Relaxed) as i32) < 0,
             Family::Gil311 => field::<AtomicIsize>(op, GIL_OB_REFCNT).load(Relaxed) >= PIN_THRESHOLD_311,
         }

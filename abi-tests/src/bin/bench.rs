@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
 
-use ftshim_abi_tests::{BuildOptions, build_module, interpreters, parse_kv, run_python, scratch, workspace_root};
+use ftshim_abi_tests::{
+    BuildOptions, build_module, interpreters, parse_kv, run_python, scratch, workspace_root,
+};
 
 const WALL_N: &str = "5000000";
 const WALL_REPEATS: &str = "7";
@@ -36,7 +38,8 @@ fn main() -> ExitCode {
     println!("ftshim bench on {} (uncontended unless noted)", ft.executable.display());
     let out = run_python(ft, &dir, &[script, "wall", WALL_N, WALL_REPEATS]);
     assert!(out.status.success(), "bench.py wall failed: {}", String::from_utf8_lossy(&out.stderr));
-    let ns: BTreeMap<String, f64> = parse_kv(&out.stdout).into_iter().map(|(k, v)| (k, v.parse().unwrap())).collect();
+    let ns: BTreeMap<String, f64> =
+        parse_kv(&out.stdout).into_iter().map(|(k, v)| (k, v.parse().unwrap())).collect();
 
     println!("\nwall time, best of {WALL_REPEATS} x {WALL_N} iterations, timed in C");
     println!("  {:<18} {:>9} {:>14} {:>9} {:>7}", "ftshim", "ns/op", "native", "ns/op", "ratio");
@@ -55,7 +58,10 @@ fn main() -> ExitCode {
     }
     let (shared, immortal) = (ns["refcount_shared_2threads"], ns["refcount_immortal_2threads"]);
     println!("\nshared refcount, 2 threads doing Py_INCREF/Py_DECREF on one object at once (ns per pair)");
-    println!("  mortal {shared:.2}  immortal (ftshim_object_set_immortal) {immortal:.2}  -> {:.1}x cheaper", shared / immortal);
+    println!(
+        "  mortal {shared:.2}  immortal (ftshim_object_set_immortal) {immortal:.2}  -> {:.1}x cheaper",
+        shared / immortal
+    );
 
     println!("\ninstructions per iteration under callgrind (inclusive, {CALLGRIND_N} iterations)");
     match callgrind(ft, &dir, script) {
@@ -118,7 +124,9 @@ fn callgrind(
     for &(shim, native, _) in PAIRS {
         for name in [shim, native] {
             if !ir.contains_key(name) {
-                return Err(format!("no inclusive count for loop_{name} in callgrind_annotate output:\n{text}"));
+                return Err(format!(
+                    "no inclusive count for loop_{name} in callgrind_annotate output:\n{text}"
+                ));
             }
         }
     }
