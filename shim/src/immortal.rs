@@ -45,6 +45,10 @@ pub mod layout {
     pub const PIN_BIAS_311: isize = 1 << 60;
     /// 3.11: a refcount at or above this reads as pinned.
     pub const PIN_THRESHOLD_311: isize = 1 << 59;
+
+    // A pinned object stays pinned through 2^59 net decrefs and cannot overflow through 2^62
+    // net increfs: far beyond what any program does.
+    const _: () = assert!(PIN_BIAS_311 - PIN_THRESHOLD_311 >= 1 << 59 && PIN_BIAS_311 < isize::MAX / 4);
 }
 
 /// The calling thread's id as CPython's `_Py_ThreadId()` computes it (the thread pointer).
