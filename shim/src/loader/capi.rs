@@ -322,7 +322,8 @@ ffi_export! {
                 fill(out, FTSHIM_OK, details, evidence)
             }
             Err(OpenError::Dl { report, error }) => {
-                let message = format!("{}: accepted, but dlopen failed: {error}", report.path.display());
+                let message =
+                    format!("{}: accepted, but dlopen failed: {}", report.path.display(), super::dl_text(&error));
                 let (details, evidence) = details_of(&report, Some((Code::DlopenFailed, message)));
                 fill(out, FTSHIM_ERR_DLOPEN, details, evidence)
             }

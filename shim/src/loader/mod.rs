@@ -490,13 +490,19 @@ impl fmt::Display for OpenError {
                 write!(f, "refused: {}", msgs.join("; "))
             }
             OpenError::Dl { report, error } => {
-                write!(f, "{}: accepted, but dlopen failed: {error}", report.path.display())
+                write!(f, "{}: accepted, but dlopen failed: {}", report.path.display(), dl_text(error))
             }
         }
     }
 }
 
 impl std::error::Error for OpenError {}
+
+/// What the dynamic loader said: `dlerror()`'s text when libloading kept it, else its summary.
+pub fn dl_text(error: &libloading::Error) -> String {
+    use std::error::Error as _;
+    error.source().map_or_else(|| error.to_string(), |s| s.to_string())
+}
 
 /// The refusal pushed when the path names another file than the one inspected.
 fn changed(report: &Report, now: std::io::Result<(u64, u64)>) -> Option<Refusal> {

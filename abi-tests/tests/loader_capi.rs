@@ -1,0 +1,290 @@
+//! The loader's C API: a strict C11 program embedding python3.13t, and ctypes inside each real
+//! interpreter (the running-process target), give the same reasons as the Rust API.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ftshim::loader;
+use ftshim_abi_tests::loader_corpus::{self, Corpus};
+use ftshim_abi_tests::{
+    Interpreter, artifacts, build_c_source, build_extension, interpreters, link_libftshim, output_within,
+    scratch, workspace_root,
+};
+
+/// Inspects every path three ways (explicit target with the interpreter's libpython exports,
+/// NULL = this process, and open with NULL) and prints each report.
+const CAPI_C: &str = r#"#include "ftshim.h"
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+static void show(const char *how, const char *path, ftshim_status st, ftshim_loader_report *r)
+{
+    printf("%s %s status=%d inconclusive=%u evidence=%u\n", how, path, (int)st,
+           (unsigned)r->inconclusive_count, (unsigned)r->evidence);
+    for (uint32_t i = 0; i < r->reason_count; i++) {
+        const char *code = NULL, *message = NULL;
+        if (ftshim_loader_report_reason(r, i, &code, &message) != FTSHIM_OK) {
+            printf("  reason %u unreadable\n", (unsigned)i);
+            continue;
+        }
+        printf("  [%s] %s\n", code, message);
+    }
+    if (r->status != st) {
+        printf("  report status %d differs\n", (int)r->status);
+    }
+    if (ftshim_loader_report_clear(r) != FTSHIM_OK || r->reason_count != 0 || r->_ftshim_private != NULL) {
+        printf("  clear failed\n");
+    }
+}
+
+static PyObject *sentinel(void) { return NULL; }
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        return 2;
+    }
+    Py_InitializeEx(0);
+    ftshim_loader_target target = {sizeof target, PY_VERSION_HEX, FTSHIM_LOADER_FREE_THREADED, argv[1], argv[2]};
+    for (int i = 3; i < argc; i++) {
+        ftshim_loader_report report = {sizeof report, 0, 0, 0, 0, NULL};
+        show("explicit", argv[i], ftshim_loader_inspect(argv[i], &target, &report), &report);
+        show("process", argv[i], ftshim_loader_inspect(argv[i], NULL, &report), &report);
+        PyObject *(*init)(void) = sentinel; /* open must reset it to NULL on failure */
+        ftshim_status st = ftshim_loader_open(argv[i], NULL, &report, &init);
+        show("open", argv[i], st, &report);
+        if (st == FTSHIM_OK) {
+            Dl_info info;
+            void *addr;
+            memcpy(&addr, &init, sizeof addr);
+            if (dladdr(addr, &info) && info.dli_sname) {
+                printf("  init=%s\n", info.dli_sname);
+            }
+        } else if (init != NULL) {
+            printf("  init not NULL after a failure\n");
+        }
+    }
+    ftshim_loader_report report = {sizeof report, 0, 0, 0, 0, NULL};
+    show("null-path", "-", ftshim_loader_inspect(NULL, &target, &report), &report);
+    show("null-init", "-", ftshim_loader_open(argv[3], &target, &report, NULL), &report);
+    report.size = 4;
+    printf("short-report status=%d\n", (int)ftshim_loader_inspect(argv[3], &target, &report));
+    printf("null-report status=%d\n", (int)ftshim_loader_inspect(argv[3], &target, NULL));
+    return Py_FinalizeEx() < 0 ? 3 : 0;
+}
+"#;
+
+/// A module that is fine by every static check but needs a non-Python symbol nobody exports:
+/// accepted, then dlopen (RTLD_NOW) fails.
+const NEEDS_MISSING_C: &str = r#"#include <Python.h>
+extern void ftshim_test_symbol_nobody_exports(void);
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "needsmissing", NULL, 0, NULL, NULL, NULL, NULL, NULL};
+PyMODINIT_FUNC PyInit_needsmissing(void) {
+    ftshim_test_symbol_nobody_exports();
+    PyObject *m = PyModule_Create(&def);
+    Py_XDECREF(m);
+    return PyModule_Create(&def);
+}
+"#;
+
+/// What the Rust API says, in the C program's format (for an explicit FT target).
+fn rust_lines(how: &str, path: &Path, target: &loader::Target) -> String {
+    let r = loader::inspect(path, target);
+    let status = if r.io_failed() {
+        -11
+    } else if r.accepted() {
+        0
+    } else {
+        -10
+    };
+    let evidence = r.evidence.as_ref().map_or(0, |ev| {
+        1 | if ev.ft_markers.is_empty() { 0 } else { 2 } | if ev.gil_markers.is_empty() { 0 } else { 4 }
+    });
+    let mut s = format!(
+        "{how} {} status={status} inconclusive={} evidence={evidence}\n",
+        path.display(),
+        r.inconclusive.len()
+    );
+    for x in &r.refusals {
+        s.push_str(&format!("  [{}] {}\n", x.code, x.message));
+    }
+    s
+}
+
+fn corpus() -> Corpus {
+    loader_corpus::build("loader-capi-corpus")
+}
+
+fn case(c: &Corpus, label: &str) -> PathBuf {
+    c.refused.iter().find(|x| x.label == label).unwrap().path.clone()
+}
+
+#[test]
+fn a_c_program_gets_the_rust_reasons_and_opens_only_accepted_modules() {
+    let ft = &interpreters().ft;
+    let c = corpus();
+    let dir = scratch("loader-capi-c");
+    let missing = build_c_source("needsmissing", NEEDS_MISSING_C, ft, &dir);
+    let src = dir.join("capi.c");
+    std::fs::write(&src, CAPI_C).unwrap();
+    let exe = dir.join("capi");
+    let libdir = ft.exports_file.parent().unwrap();
+    let out = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-D_GNU_SOURCE"])
+        .arg(format!("-I{}", workspace_root().join("include").display()))
+        .arg(format!("-I{}", ft.include_dir.display()))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .args(link_libftshim(&dir))
+        .arg(format!("-L{}", libdir.display()))
+        .arg("-lpython3.13t")
+        .arg(format!("-Wl,-rpath,{}", libdir.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "compiling capi.c: {}", String::from_utf8_lossy(&out.stderr));
+
+    let files = [
+        c.ft_counter.clone(),
+        case(&c, "gil-renamed"),
+        case(&c, "bare-so"),
+        case(&c, "truncated-1000"),
+        case(&c, "unresolved"),
+        case(&c, "empty"),
+        case(&c, "fifo"),
+        case(&c, "dangling"),
+        missing.clone(),
+    ];
+    let mut cmd = Command::new(&exe);
+    cmd.arg(&ft.ext_suffix).arg(&ft.exports_file).args(&files).env_remove("PYTHONPATH");
+    let run = output_within(&mut cmd, Duration::from_secs(60), "the C API program");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{:?}\n{stdout}\n{}", run.status, String::from_utf8_lossy(&run.stderr));
+
+    let target = ft.target();
+    let mut expected = String::new();
+    for f in &files {
+        let explicit = rust_lines("explicit", f, &target);
+        expected.push_str(&explicit);
+        // The running-process target is the same interpreter: the same verdict, with the
+        // exports looked up in the process instead of read from libpython.
+        let process = explicit.replace(
+            &format!("resolve in {},", ft.exports_file.display()),
+            "resolve in the running process,",
+        );
+        expected.push_str(&process.replacen("explicit ", "process ", 1));
+        if f == &c.ft_counter {
+            expected.push_str(&process.replacen("explicit ", "open ", 1));
+            expected.push_str("  init=PyInit_counter\n");
+        } else if f == &missing {
+            let first = explicit
+                .lines()
+                .next()
+                .unwrap()
+                .replacen("explicit ", "open ", 1)
+                .replace("status=0", "status=-12");
+            expected.push_str(&format!(
+                "{first}\n  [dlopen-failed] {p}: accepted, but dlopen failed: {p}: undefined symbol: ftshim_test_symbol_nobody_exports\n",
+                p = f.display()
+            ));
+        } else {
+            expected.push_str(&process.replacen("explicit ", "open ", 1));
+        }
+    }
+    expected.push_str("null-path - status=-1 inconclusive=0 evidence=0\n  [invalid-argument] path is NULL\n");
+    expected.push_str("null-init - status=-1 inconclusive=0 evidence=0\n  [invalid-argument] init is NULL\n");
+    expected.push_str("short-report status=-9\nnull-report status=-1\n");
+    assert_eq!(stdout, expected);
+}
+
+/// Loads libftshim with ctypes inside the interpreter and inspects with a NULL target: the
+/// running process. Prints `status|codes|messages` per file.
+const CTYPES_PY: &str = r#"
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+class Report(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t), ("status", ctypes.c_int32), ("reason_count", ctypes.c_uint32),
+                ("inconclusive_count", ctypes.c_uint32), ("evidence", ctypes.c_uint32), ("private", ctypes.c_void_p)]
+lib.ftshim_loader_inspect.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(Report)]
+lib.ftshim_loader_report_reason.argtypes = [ctypes.POINTER(Report), ctypes.c_uint32,
+                                            ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)]
+for path in sys.argv[2:]:
+    r = Report(); r.size = ctypes.sizeof(Report)
+    st = lib.ftshim_loader_inspect(path.encode(), None, ctypes.byref(r))
+    reasons = []
+    for i in range(r.reason_count):
+        c, m = ctypes.c_char_p(), ctypes.c_char_p()
+        lib.ftshim_loader_report_reason(ctypes.byref(r), i, ctypes.byref(c), ctypes.byref(m))
+        reasons.append((c.value.decode(), m.value.decode()))
+    lib.ftshim_loader_report_clear(ctypes.byref(r))
+    print(st, ",".join(c for c, _ in reasons), " || ".join(m for _, m in reasons), sep="|")
+"#;
+
+fn ctypes_run(interp: &Interpreter, files: &[PathBuf]) -> Vec<(i32, String, String)> {
+    let lib = artifacts().lib_dir.join("libftshim.so");
+    let mut cmd = Command::new(&interp.executable);
+    cmd.arg("-I").arg("-c").arg(CTYPES_PY).arg(&lib).args(files);
+    let out = output_within(&mut cmd, Duration::from_secs(60), "ctypes inspection");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        interp.executable.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, '|');
+            let st = parts.next().unwrap().parse().unwrap();
+            (st, parts.next().unwrap().to_owned(), parts.next().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn inside_each_interpreter_the_running_process_is_the_target() {
+    let all = interpreters();
+    let dir = scratch("loader-capi-ctypes");
+    let ft_dir = dir.join("ft");
+    std::fs::create_dir_all(&ft_dir).unwrap();
+    let ft_counter = build_extension("counter", &all.ft, &ft_dir);
+    for (label, interp) in all.all() {
+        let own_dir = dir.join(label);
+        std::fs::create_dir_all(&own_dir).unwrap();
+        let own = build_extension("counter", interp, &own_dir);
+        // A copy with a name no interpreter accepts: the refusal names the derived EXT_SUFFIX.
+        let odd = own_dir.join("counter.odd.so");
+        std::fs::copy(&own, &odd).unwrap();
+        let got = ctypes_run(interp, &[own.clone(), odd.clone(), ft_counter.clone()]);
+        assert_eq!(got[0], (0, String::new(), String::new()), "{label}: its own counter");
+        assert_eq!(got[1].1, "suffix-mismatch", "{label}");
+        assert_eq!(
+            got[1].2,
+            format!(
+                "{}: file name must end with the target interpreter's EXT_SUFFIX: expected '{}', found '.odd.so'",
+                odd.display(),
+                interp.ext_suffix
+            ),
+            "{label}: the EXT_SUFFIX derived in-process equals sysconfig's"
+        );
+        if interp.free_threaded {
+            assert_eq!(got[2].0, 0, "{label}: {:?}", got[2]);
+        } else {
+            assert_eq!(got[2].0, -10, "{label}");
+            assert_eq!(got[2].1, "suffix-mismatch,ft-build,unresolved-symbol", "{label}");
+            // 3.11 also lacks the critical-section API the 3.13 build calls.
+            let missing = if interp.version == (3, 11) {
+                "4 missing: PyCriticalSection_Begin, _Py_DecRefShared, _Py_MergeZeroLocalRefcount, PyCriticalSection_End"
+            } else {
+                "2 missing: _Py_DecRefShared, _Py_MergeZeroLocalRefcount"
+            };
+            let rest = &got[2].2;
+            assert!(
+                rest.ends_with(&format!("to resolve in the running process, found {missing}")),
+                "{label}: {rest}"
+            );
+        }
+    }
+}
