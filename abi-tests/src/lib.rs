@@ -124,6 +124,26 @@ pub struct BuildOptions {
     /// A directory searched for `ftshim.h` before the repository's `include/` (to build against
     /// a modified copy of the header).
     pub header_dir: Option<PathBuf>,
+    /// Build with AddressSanitizer and UndefinedBehaviorSanitizer (no recovery); run the module
+    /// with libasan preloaded ([`sanitizer_env`]).
+    pub sanitize: bool,
+}
+
+const SANITIZE_FLAGS: &[&str] =
+    &["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"];
+
+/// Environment for running an interpreter that loads sanitized modules: libasan preloaded (it must
+/// come first in the process), leak checking off (the interpreter's own allocations are not
+/// ours), abort on the first report.
+pub fn sanitizer_env() -> Vec<(String, String)> {
+    let out = Command::new("gcc").arg("-print-file-name=libasan.so").output().expect("run gcc");
+    let libasan = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(Path::new(&libasan).exists(), "libasan not found ({libasan}): install gcc's libasan");
+    vec![
+        ("LD_PRELOAD".to_owned(), libasan),
+        ("ASAN_OPTIONS".to_owned(), "detect_leaks=0:abort_on_error=1".to_owned()),
+        ("UBSAN_OPTIONS".to_owned(), "halt_on_error=1:print_stacktrace=1".to_owned()),
+    ]
 }
 
 /// Compiles `extensions/<name>/<name>.c` (strict C11, warnings are errors) against
@@ -154,6 +174,11 @@ pub fn build_module(
     if let Some(dir) = &opts.header_dir {
         build.include(dir);
     }
+    if opts.sanitize {
+        for flag in SANITIZE_FLAGS {
+            build.flag(flag);
+        }
+    }
     let compiler = build
         .include(workspace_root().join("include"))
         .include(&interp.include_dir)
@@ -173,6 +198,9 @@ pub fn build_module(
     run_tool(compiler.to_command().arg("-c").arg(src).arg("-o").arg(&object), "compiling", src, interp);
     let mut cmd = compiler.to_command();
     cmd.arg("-shared").arg(&object).arg("-o").arg(&module);
+    if opts.sanitize {
+        cmd.args(SANITIZE_FLAGS);
+    }
     if opts.static_link {
         // libftshim.a carries Rust's std; keep all of it private to this module.
         cmd.arg(artifacts().lib_dir.join("libftshim.a")).args([
@@ -235,10 +263,23 @@ pub fn run_script(
     args: &[&str],
     timeout: std::time::Duration,
 ) -> BTreeMap<String, String> {
+    run_script_env(interp, pythonpath, script, args, timeout, &[])
+}
+
+/// [`run_script`] with extra environment variables.
+pub fn run_script_env(
+    interp: &Interpreter,
+    pythonpath: &Path,
+    script: &str,
+    args: &[&str],
+    timeout: std::time::Duration,
+    env: &[(String, String)],
+) -> BTreeMap<String, String> {
     let path = workspace_root().join("abi-tests/py").join(script);
     let mut all = vec![path.to_str().expect("utf-8 path")];
     all.extend_from_slice(args);
     let mut child = python_command(interp, pythonpath, &all)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
