@@ -128,8 +128,8 @@ const char *ftshim_status_str(ftshim_status status);
  * Two ways to use them:
  *  - the statement macros (FTSHIM_BEGIN_CRITICAL_SECTION ... FTSHIM_END_CRITICAL_SECTION),
  *    which compile to CPython's own code where it exists: the same cost as the native
- *    Py_BEGIN_CRITICAL_SECTION, because on CPython 3.13+ they are it (a real section on FT, a
- *    bare block on a GIL build); on 3.11/3.12 a bare block; under Py_LIMITED_API the functions
+ *    Py_BEGIN_CRITICAL_SECTION, because on a free-threaded build they are it; on every GIL
+ *    build a bare block (that still evaluates its arguments); under Py_LIMITED_API the functions
  *    below. (The mutex form on 3.13t, which CPython has no macro for, calls CPython's exported
  *    _PyCriticalSection_BeginSlow and PyCriticalSection_End directly, like the function does.)
  *  - the functions, with caller-provided storage, for callers that cannot use the macros (other
@@ -212,8 +212,9 @@ ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
 #  define FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(m) \
     FTSHIM__BEGIN_WITH(ftshim_critical_section_begin_mutex(&_ftshim_cs, (m)))
 #  define FTSHIM_END_CRITICAL_SECTION_MUTEX() FTSHIM__END()
-#elif PY_VERSION_HEX < 0x030D0000
-/* CPython 3.11/3.12: GIL builds only; sections are no-ops, as on every GIL build. */
+#elif !defined(Py_GIL_DISABLED)
+/* GIL builds (3.11+): sections are no-ops, as on every GIL build. The arguments are still
+ * evaluated (CPython 3.13's bare `{` would leave a parameter used only here unused). */
 #  define FTSHIM_BEGIN_CRITICAL_SECTION(op) { (void)(op);
 #  define FTSHIM_END_CRITICAL_SECTION() }
 #  define FTSHIM_BEGIN_CRITICAL_SECTION2(a, b) { (void)(a); (void)(b);
@@ -221,7 +222,7 @@ ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
 #  define FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(m) { (void)(m);
 #  define FTSHIM_END_CRITICAL_SECTION_MUTEX() }
 #else
-/* CPython 3.13+: CPython's own macros (real sections on FT, `{` `}` on GIL builds). */
+/* Free-threaded CPython 3.13+: CPython's own sections. */
 #  define FTSHIM_BEGIN_CRITICAL_SECTION(op) Py_BEGIN_CRITICAL_SECTION(op)
 #  define FTSHIM_END_CRITICAL_SECTION() Py_END_CRITICAL_SECTION()
 #  define FTSHIM_BEGIN_CRITICAL_SECTION2(a, b) Py_BEGIN_CRITICAL_SECTION2(a, b)
@@ -229,7 +230,7 @@ ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
 #  if defined(Py_BEGIN_CRITICAL_SECTION_MUTEX)
 #    define FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(m) Py_BEGIN_CRITICAL_SECTION_MUTEX((PyMutex *)(m))
 #    define FTSHIM_END_CRITICAL_SECTION_MUTEX() Py_END_CRITICAL_SECTION()
-#  elif defined(Py_GIL_DISABLED)
+#  else
 /* 3.13t has no public BeginMutex; its exported slow path is the same operation (push the section
  * on the thread's stack, then PyMutex_Lock) and is what 3.14's PyCriticalSection_BeginMutex
  * falls back to. Declared here exactly as CPython 3.13's internal header declares it. */
@@ -241,9 +242,6 @@ PyAPI_FUNC(void) _PyCriticalSection_BeginSlow(PyCriticalSection *c, PyMutex *m);
 #    define FTSHIM_END_CRITICAL_SECTION_MUTEX() \
         PyCriticalSection_End(&_ftshim_cs);     \
     }
-#  else
-#    define FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(m) { (void)(m);
-#    define FTSHIM_END_CRITICAL_SECTION_MUTEX() }
 #  endif
 #endif
 

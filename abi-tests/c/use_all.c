@@ -41,3 +41,23 @@ use_all(PyObject *a, PyObject *b, struct holder *h)
     total += ftshim_status_str(FTSHIM_ERR_BUSY)[0];
     return total;
 }
+
+/* Parameters used only by a section: no -Wunused-parameter on any build (CPython 3.13's own GIL
+ * macro is a bare `{` that would leave them unused). */
+int section_only(PyObject *one, PyObject *two, ftshim_mutex *m);
+
+int
+section_only(PyObject *one, PyObject *two, ftshim_mutex *m)
+{
+    int x = 0;
+    FTSHIM_BEGIN_CRITICAL_SECTION(one);
+    x++;
+    FTSHIM_END_CRITICAL_SECTION();
+    FTSHIM_BEGIN_CRITICAL_SECTION2(one, two);
+    x++;
+    FTSHIM_END_CRITICAL_SECTION2();
+    FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(m);
+    x++;
+    FTSHIM_END_CRITICAL_SECTION_MUTEX();
+    return x;
+}

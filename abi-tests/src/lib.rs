@@ -229,10 +229,15 @@ pub fn link_libftshim(dir: &Path) -> Vec<String> {
 
 /// Runs a compiler or linker command; on failure panics with its stderr.
 fn run_tool(cmd: &mut Command, what: &str, file: &Path, interp: &Interpreter) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let shown = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
     assert!(
         out.status.success(),
-        "{what} {} for {} failed: {cmd:?}\n{}",
+        "{what} {} for {} failed: {shown}\n{}",
         file.display(),
         interp.executable.display(),
         String::from_utf8_lossy(&out.stderr)
@@ -437,10 +442,13 @@ pub fn make_venv(interp: &Interpreter, dir: &Path) -> PathBuf {
     python
 }
 
-/// Everything under `dir`: each path (relative) with `dir/`, `link -> target` or the file's
-/// bytes, so two snapshots are equal exactly when the tree is byte-for-byte the same.
-pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+/// Everything under `dir`: each path (relative) with `dir/`, `link -> target`, or the file's
+/// length and 64-bit FNV-1a hash of its bytes: a listing plus hashing, readable when two differ.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+    fn fnv1a(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    }
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
         let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display()));
         for entry in entries {
             let entry = entry.expect("directory entry");
@@ -449,15 +457,13 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             let kind = entry.file_type().expect("file type");
             if kind.is_symlink() {
                 let to = std::fs::read_link(&path).expect("read link");
-                out.insert(rel, format!("link -> {}", to.display()).into_bytes());
+                out.insert(rel, format!("link -> {}", to.display()));
             } else if kind.is_dir() {
-                out.insert(rel, b"dir/".to_vec());
+                out.insert(rel, "dir/".to_owned());
                 walk(root, &path, out);
             } else {
-                out.insert(
-                    rel,
-                    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
-                );
+                let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+                out.insert(rel, format!("{} bytes, fnv1a {:016x}", bytes.len(), fnv1a(&bytes)));
             }
         }
     }

@@ -268,3 +268,23 @@ fn a_module_built_for_a_newer_minor_abi_fails_its_import_cleanly() {
         );
     });
 }
+
+#[test]
+fn sections_are_released_while_their_thread_blocks_and_a_plain_mutex_is_not() {
+    each_interpreter(|label, interp| {
+        let dir = modules_dir("release-on-block", label, interp, &["probe"]);
+        let out = run_script(interp, &dir, "release_on_block.py", &[], MINUTE);
+        // A thread sleeping inside a section suspends it (3.13t: CPython detaches and releases
+        // every held section; GIL builds: sections are no-ops and sleep releases the GIL), so the
+        // other thread gets through — for object sections and, on 3.13t through CPython's own
+        // section stack, for mutex sections too.
+        assert_eq!(out["section.contender_first"], "1", "{label}");
+        assert_eq!(out["mutex_section.contender_first"], "1", "{label}");
+        // A plain ftshim_mutex stays held while its holder sleeps: the other thread waits.
+        assert_eq!(out["mutex.contender_first"], "0", "{label}");
+        for way in ["section", "mutex_section", "mutex"] {
+            assert_eq!(out[&format!("{way}.n")], "1000", "{label} {way}");
+        }
+        assert_eq!(out["gil_enabled"], gil_expected(interp));
+    });
+}

@@ -11,6 +11,8 @@
  *                                  `parties` threads have arrived, so the loops overlap
  *   p.n
  *   p.hold_mutex_and_call(fn)      lock p's mutex, call fn(), unlock
+ *   p.section_and_call(fn)         fn() inside FTSHIM_BEGIN_CRITICAL_SECTION(p)
+ *   p.mutex_section_and_call(fn)   fn() inside FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(&p's mutex)
  *   probe.set_immortal(obj) / probe.is_immortal(obj) -> status / 1, 0 or status
  *   probe.hammer(obj, n)           n Py_INCREF + Py_DECREF pairs on obj
  *   probe.statuses()               {name: status} for NULL arguments and misuse
@@ -158,6 +160,27 @@ Probe_hold_mutex_and_call(PyObject *op, PyObject *fn)
     return result;
 }
 
+/* Calls fn() inside a one-object section on self / a mutex section on self->mutex. */
+static PyObject *
+Probe_section_and_call(PyObject *op, PyObject *fn)
+{
+    PyObject *result;
+    FTSHIM_BEGIN_CRITICAL_SECTION(op);
+    result = PyObject_CallNoArgs(fn);
+    FTSHIM_END_CRITICAL_SECTION();
+    return result;
+}
+
+static PyObject *
+Probe_mutex_section_and_call(PyObject *op, PyObject *fn)
+{
+    PyObject *result;
+    FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(&((ProbeObject *)op)->mutex);
+    result = PyObject_CallNoArgs(fn);
+    FTSHIM_END_CRITICAL_SECTION_MUTEX();
+    return result;
+}
+
 static PyObject *
 Probe_get_n(PyObject *op, void *Py_UNUSED(closure))
 {
@@ -182,6 +205,9 @@ static PyMethodDef Probe_methods[] = {
     {"add", (PyCFunction)(void (*)(void))Probe_add, METH_VARARGS | METH_KEYWORDS,
      "add(kind, n, other=None, gate=None, parties=2)"},
     {"hold_mutex_and_call", Probe_hold_mutex_and_call, METH_O, "hold_mutex_and_call(fn)"},
+    {"section_and_call", Probe_section_and_call, METH_O, "section_and_call(fn): fn() in a section on self"},
+    {"mutex_section_and_call", Probe_mutex_section_and_call, METH_O,
+     "mutex_section_and_call(fn): fn() in a critical section on self's mutex"},
     {NULL, NULL, 0, NULL},
 };
 
