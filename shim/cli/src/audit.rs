@@ -198,9 +198,10 @@ pub fn run(
             println!("error: {e}");
         }
         println!(
-            "\naudited {} extension modules in {} directories: {accepted} accepted, {refused} refused, {unreadable} unreadable ({inconclusive} with inconclusive notes); skipped {} other shared libraries",
+            "\naudited {} extension modules in {} {}: {accepted} accepted, {refused} refused, {unreadable} unreadable ({inconclusive} with inconclusive notes); skipped {} other shared libraries",
             entries.len(),
             roots.len(),
+            if roots.len() == 1 { "directory" } else { "directories" },
             skipped.len()
         );
         if import_timeout.is_some() {
@@ -375,7 +376,8 @@ fn print_table(interp: &Interpreter, roots: &[PathBuf], entries: &[Entry], impor
     }
 }
 
-/// Loads exactly `path` as module `name` in a fresh child interpreter and reports the GIL state
+/// Loads exactly `path` as module `name` in a fresh child interpreter (`-B`: no bytecode written)
+/// and reports the GIL state
 /// before and after, every warning, and any error. Runs with `-I` (no user site, no PYTHON*
 /// variables) and without `PYTHON_GIL`, so the GIL state is the one the module leaves.
 const IMPORT_CHILD: &str = r#"
@@ -414,7 +416,7 @@ fn import_in_child(interp: &Interpreter, name: &str, path: &Path, timeout: Durat
         seconds: start.elapsed().as_secs_f64(),
     };
     let child = Command::new(&interp.executable)
-        .arg("-I")
+        .args(["-I", "-B"])
         .arg("-c")
         .arg(IMPORT_CHILD)
         .arg(name)

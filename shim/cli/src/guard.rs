@@ -21,7 +21,8 @@ const PTH: &str = "import _ftshim_guard; _ftshim_guard.install()\n";
 const PACKAGE: &str = "_ftshim_guard";
 const LIB_NAME: &str = "libftshim.so.1";
 
-/// Prints the probe's answer: is a guard finder in sys.meta_path of a fresh interpreter?
+/// Prints the probe's answer: is a guard finder in sys.meta_path of a fresh interpreter? Run with
+/// `-B`, so checking writes no bytecode into site-packages.
 const PROBE: &str = "import sys; print(any(getattr(f, '_ftshim_guard', False) for f in sys.meta_path))";
 
 fn site_dir(interp: &Interpreter) -> Result<PathBuf, String> {
@@ -52,7 +53,12 @@ fn libftshim_source(given: Option<PathBuf>) -> Result<PathBuf, String> {
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
 /// running interpreter never sees a half-written file.
+/// A file that already holds exactly `bytes` is left alone (so installing twice changes nothing,
+/// not even a modification time).
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
     let tmp = path.with_file_name(format!(
         ".{}.ftshim-tmp-{}",
         path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -67,7 +73,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
 
 fn probe(interp: &Interpreter) -> Result<bool, String> {
     let out = Command::new(&interp.executable)
-        .args(["-I", "-c", PROBE])
+        .args(["-I", "-B", "-c", PROBE])
         .env_remove("FTSHIM_GUARD")
         .output()
         .map_err(|e| format!("cannot run {}: {e}", interp.executable.display()))?;

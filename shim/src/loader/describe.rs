@@ -71,11 +71,12 @@ print(importlib.util.find_spec(sysconfig._get_sysconfigdata_name()).origin); \
 print(sysconfig.get_path('purelib')); print(sysconfig.get_path('platlib')); \
 print(' '.join(importlib.machinery.EXTENSION_SUFFIXES))";
 
-/// Describes the interpreter at `executable`.
+/// Describes the interpreter at `executable` (run with `-I -B`: isolated, and writing no bytecode
+/// anywhere, so describing never changes an installation).
 pub fn describe(executable: &Path) -> Result<Interpreter, DescribeError> {
     let err = |what: String| DescribeError(format!("{}: {what}", executable.display()));
     let out = Command::new(executable)
-        .args(["-I", "-c", FIND_SYSCONFIGDATA])
+        .args(["-I", "-B", "-c", FIND_SYSCONFIGDATA])
         .output()
         .map_err(|e| err(format!("cannot run it: {e}")))?;
     if !out.status.success() {
