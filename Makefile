@@ -19,8 +19,15 @@ build:
 	$(CARGO) build --release -p ftshim
 	$(CARGO) build --release -p ftshim-cli -p ftshim-abi-tests
 
+# After the demo: `ftshim audit --import` over every extension module python3.13t would load from
+# its lib-dynload plus the example the demo just built (target/abi-tests/demo): each inspected,
+# then imported in a child interpreter to see that the GIL stays off (docs/loader.md).
 run: setup build
 	$(CARGO) run --release --quiet -p ftshim-abi-tests --bin ftshim-demo
+	@source "$(FTSHIM_INTERPRETERS)" && tgt="$${CARGO_TARGET_DIR:-target}" && \
+	  dynload="$$("$$FTSHIM_PY_FT" -I -B -c 'import sysconfig; print(sysconfig.get_config_var("DESTSHARED"))')" && \
+	  echo && echo "ftshim audit --import --python $$FTSHIM_PY_FT $$dynload $$tgt/abi-tests/demo" && \
+	  "$$tgt/release/ftshim" audit --import --python "$$FTSHIM_PY_FT" "$$dynload" "$$tgt/abi-tests/demo"
 
 lint:
 	$(CARGO) fmt --all --check
