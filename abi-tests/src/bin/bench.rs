@@ -13,7 +13,7 @@ use ftshim_abi_tests::{
 };
 
 const WALL_N: &str = "5000000";
-const WALL_REPEATS: &str = "7";
+const WALL_REPEATS: &str = "11";
 const CALLGRIND_N: u64 = 200_000;
 
 /// (shim loop, native loop it is measured against, whether the ≤ 1.05× bar applies).
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     let ns: BTreeMap<String, f64> =
         parse_kv(&out.stdout).into_iter().map(|(k, v)| (k, v.parse().unwrap())).collect();
 
-    println!("\nwall time, best of {WALL_REPEATS} x {WALL_N} iterations, timed in C");
+    println!("\nwall time, best of {WALL_REPEATS} interleaved rounds x {WALL_N} iterations, timed in C");
     println!("  {:<18} {:>9} {:>14} {:>9} {:>7}", "ftshim", "ns/op", "native", "ns/op", "ratio");
     let mut over_bar = Vec::new();
     for &(shim, native, bar) in PAIRS {
