@@ -227,6 +227,34 @@ pub fn link_libftshim(dir: &Path) -> Vec<String> {
     vec![format!("-L{}", lib_dir.display()), "-lftshim".to_owned(), "-Wl,-rpath,$ORIGIN".to_owned()]
 }
 
+/// Compiles and links the C program `src` into `<dir>/<stem>`: strict C11 (`-Wall -Wextra
+/// -Werror`) against include/ftshim.h and `interp`'s headers, linked with libftshim through
+/// [`link_libftshim`], plus `extra` arguments. Panics with the compiler's output on failure.
+pub fn c_program(src: &Path, interp: &Interpreter, dir: &Path, extra: &[String]) -> PathBuf {
+    let exe = dir.join(src.file_stem().expect("a file name"));
+    let mut cmd = Command::new("cc");
+    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .arg(format!("-I{}", workspace_root().join("include").display()))
+        .arg(format!("-I{}", interp.include_dir.display()))
+        .arg(src)
+        .arg("-o")
+        .arg(&exe)
+        .args(link_libftshim(dir))
+        .args(extra);
+    run_tool(&mut cmd, "building", src, interp);
+    exe
+}
+
+/// The DT_NEEDED entries of a shared object, as `readelf -d` lists them.
+pub fn needed_libs(path: &Path) -> Vec<String> {
+    let out = Command::new("readelf").arg("-d").arg(path).output().expect("run readelf");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next().map(str::to_owned))
+        .collect()
+}
+
 /// Runs a compiler or linker command; on failure panics with its stderr.
 fn run_tool(cmd: &mut Command, what: &str, file: &Path, interp: &Interpreter) {
     let shown = std::iter::once(cmd.get_program())

@@ -3,13 +3,13 @@
 //! statuses, static and dynamic linking together, and the ABI-version refusal.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ftshim::status::*;
 use ftshim_abi_tests::{
-    BuildOptions, Interpreter, build_extension, build_extension_with, interpreters, run_python, run_script,
-    scratch, workspace_root,
+    BuildOptions, Interpreter, build_extension, build_extension_with, interpreters, needed_libs, run_python,
+    run_script, scratch, workspace_root,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -222,16 +222,6 @@ fn static_and_dynamic_users_of_ftshim_work_together_in_one_process() {
         assert_eq!(out["file.cache"], cache.display().to_string());
         assert_eq!(out["gil_enabled"], gil_expected(interp));
     });
-}
-
-/// DT_NEEDED entries of a shared object.
-fn needed_libs(path: &Path) -> Vec<String> {
-    let out = std::process::Command::new("readelf").arg("-d").arg(path).output().expect("readelf");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("(NEEDED)"))
-        .filter_map(|l| l.split('[').nth(1)?.split(']').next().map(str::to_owned))
-        .collect()
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use ftshim_abi_tests::{artifacts, interpreters, link_libftshim, scratch, workspace_root};
+use ftshim_abi_tests::{artifacts, c_program, interpreters, scratch, workspace_root};
 use object::{Object, ObjectSymbol};
 
 fn header() -> String {
@@ -153,18 +153,7 @@ int main(void) {
 "#,
     )
     .unwrap();
-    let exe = dir.join("version");
-    let out = Command::new("cc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
-        .arg(format!("-I{}", workspace_root().join("include").display()))
-        .arg(format!("-I{}", ft.include_dir.display()))
-        .arg(&src)
-        .arg("-o")
-        .arg(&exe)
-        .args(link_libftshim(&dir))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exe = c_program(&src, ft, &dir, &[]);
     let run = Command::new(&exe).output().unwrap();
     assert!(
         run.status.code().is_some(),

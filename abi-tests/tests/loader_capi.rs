@@ -8,8 +8,7 @@ use std::time::Duration;
 use ftshim::loader;
 use ftshim_abi_tests::loader_corpus::{self, Corpus};
 use ftshim_abi_tests::{
-    Interpreter, artifacts, build_c_source, build_extension, interpreters, link_libftshim, output_within,
-    scratch, workspace_root,
+    Interpreter, artifacts, build_c_source, build_extension, c_program, interpreters, output_within, scratch,
 };
 
 /// Inspects every path three ways (explicit target with the interpreter's libpython exports,
@@ -129,22 +128,15 @@ fn a_c_program_gets_the_rust_reasons_and_opens_only_accepted_modules() {
     let missing = build_c_source("needsmissing", NEEDS_MISSING_C, ft, &dir);
     let src = dir.join("capi.c");
     std::fs::write(&src, CAPI_C).unwrap();
-    let exe = dir.join("capi");
     let libdir = ft.exports_file.parent().unwrap();
-    let out = Command::new("cc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-D_GNU_SOURCE"])
-        .arg(format!("-I{}", workspace_root().join("include").display()))
-        .arg(format!("-I{}", ft.include_dir.display()))
-        .arg(&src)
-        .arg("-o")
-        .arg(&exe)
-        .args(link_libftshim(&dir))
-        .arg(format!("-L{}", libdir.display()))
-        .arg("-lpython3.13t")
-        .arg(format!("-Wl,-rpath,{}", libdir.display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "compiling capi.c: {}", String::from_utf8_lossy(&out.stderr));
+    let extra = [
+        "-Wpedantic".to_owned(),
+        "-D_GNU_SOURCE".to_owned(),
+        format!("-L{}", libdir.display()),
+        "-lpython3.13t".to_owned(),
+        format!("-Wl,-rpath,{}", libdir.display()),
+    ];
+    let exe = c_program(&src, ft, &dir, &extra);
 
     let files = [
         c.ft_counter.clone(),

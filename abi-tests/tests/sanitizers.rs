@@ -6,19 +6,11 @@
 use std::time::Duration;
 
 use ftshim_abi_tests::{
-    BuildOptions, build_extension_with, interpreters, run_script_env, sanitizer_env, scratch, workspace_root,
+    BuildOptions, build_extension_with, interpreters, needed_libs, run_script_env, sanitizer_env, scratch,
+    workspace_root,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-fn needed_libs(path: &std::path::Path) -> Vec<String> {
-    let out = std::process::Command::new("readelf").arg("-d").arg(path).output().expect("readelf");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("(NEEDED)"))
-        .filter_map(|l| l.split('[').nth(1)?.split(']').next().map(str::to_owned))
-        .collect()
-}
 
 #[test]
 fn sanitized_fixtures_run_clean_on_every_interpreter() {
