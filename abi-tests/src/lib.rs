@@ -309,7 +309,38 @@ pub fn run_script_env(
     env: &[(String, String)],
 ) -> BTreeMap<String, String> {
     let path = workspace_root().join("abi-tests/py").join(script);
-    let mut all = vec![path.to_str().expect("utf-8 path")];
+    run_driver(interp, pythonpath, &path, args, timeout, env).values
+}
+
+/// What a `key=value` driver script printed.
+#[derive(Debug)]
+pub struct DriverRun {
+    /// Every `key=value` the script printed.
+    pub values: BTreeMap<String, String>,
+    /// What the interpreter wrote to stderr (warnings land here).
+    pub stderr: String,
+}
+
+impl DriverRun {
+    /// An integer field; panics naming the field and the whole output if absent.
+    pub fn int(&self, key: &str) -> i64 {
+        self.values.get(key).and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+            panic!("driver output has no integer {key}: {:?}\nstderr: {}", self.values, self.stderr)
+        })
+    }
+}
+
+/// Runs the driver script at `script` (see [`run_script`]): the one way every test and the demo
+/// run Python drivers, with a time limit.
+fn run_driver(
+    interp: &Interpreter,
+    pythonpath: &Path,
+    script: &Path,
+    args: &[&str],
+    timeout: std::time::Duration,
+    env: &[(String, String)],
+) -> DriverRun {
+    let mut all = vec![script.to_str().expect("utf-8 path")];
     all.extend_from_slice(args);
     let mut child = python_command(interp, pythonpath, &all)
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -330,13 +361,13 @@ pub fn run_script_env(
     };
     let out = child.wait_with_output().expect("collect python output");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let label = format!("{script} {args:?} on {}", interp.executable.display());
+    let label = format!("{} {args:?} on {}", script.display(), interp.executable.display());
     assert!(
         !timed_out,
         "{label} did not finish within {timeout:?} (deadlock?)\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(out.status.success(), "{label} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
-    parse_kv(&out.stdout)
+    DriverRun { values: parse_kv(&out.stdout), stderr: stderr.into_owned() }
 }
 
 /// Parses `key=value` lines (the stress driver's output).
@@ -348,47 +379,22 @@ pub fn parse_kv(stdout: &[u8]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Result of one run of `extensions/counter/stress.py`.
-#[derive(Debug)]
-pub struct StressRun {
-    /// Every `key=value` the driver printed.
-    pub values: BTreeMap<String, String>,
-    /// What the interpreter wrote to stderr (warnings land here).
-    pub stderr: String,
-}
-
-impl StressRun {
-    /// An integer field; panics naming the field and the whole output if absent.
-    pub fn int(&self, key: &str) -> i64 {
-        self.values.get(key).and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-            panic!("stress output has no integer {key}: {:?}\nstderr: {}", self.values, self.stderr)
-        })
-    }
-}
-
-/// Runs the counter stress driver on `interp` against the module built in `module_dir`.
+/// Runs the counter stress driver `extensions/counter/stress.py` on `interp` against the module
+/// built in `module_dir` (at most five minutes).
 pub fn run_counter_stress(
     interp: &Interpreter,
     module_dir: &Path,
     threads: u32,
     increments: u32,
     unlocked: bool,
-) -> StressRun {
+) -> DriverRun {
     let script = workspace_root().join("extensions/counter/stress.py");
     let (t, n) = (threads.to_string(), increments.to_string());
-    let mut args = vec![script.to_str().expect("utf-8 path"), t.as_str(), n.as_str()];
+    let mut args = vec![t.as_str(), n.as_str()];
     if unlocked {
         args.push("--unlocked");
     }
-    let out = run_python(interp, module_dir, &args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "{} {args:?} failed ({}):\n{stderr}",
-        interp.executable.display(),
-        out.status
-    );
-    StressRun { values: parse_kv(&out.stdout), stderr }
+    run_driver(interp, module_dir, &script, &args, std::time::Duration::from_secs(300), &[])
 }
 
 /// Runs the `ftshim` CLI with `args`; returns (exit code, stdout, stderr).
