@@ -190,10 +190,7 @@ fn resolve() -> Result<Runtime, RuntimeError> {
         .ok_or(RuntimeError::NoPython)?;
     // SAFETY: the pointer is Py_Version's address in the loaded libpython: readable, immutable.
     let v = unsafe { version_ptr.read() } as u32;
-    let free_threaded = FT_ONLY_EXPORTS.iter().any(|name| {
-        // SAFETY: only presence is tested; the address is never used.
-        unsafe { lookup::<*const c_void>(&process, name) }.is_some_and(|p| !p.is_null())
-    });
+    let free_threaded = FT_ONLY_EXPORTS.iter().any(|name| in_global_scope(name));
     let at_least_313 = v >= 0x030D_0000;
     let sections = if free_threaded {
         // SAFETY: both candidates are `void (PyCriticalSection *, PyMutex *)`.
@@ -233,6 +230,15 @@ fn resolve() -> Result<Runtime, RuntimeError> {
         type_get_flags: require!(process, v, "PyType_GetFlags"),
     };
     Ok(Runtime { version_hex: v, free_threaded, sections, pymutex, gil, object, _process: process })
+}
+
+/// True when `name` resolves in the running process's global scope.
+pub(crate) fn in_global_scope(name: &str) -> bool {
+    let Ok(cname) = std::ffi::CString::new(name) else { return false };
+    // SAFETY: dlsym with RTLD_DEFAULT only searches the already-loaded objects' symbol tables; the
+    // address is compared with NULL and never used. (A GNU indirect function would have its
+    // resolver run, but CPython exports none.)
+    !unsafe { libc::dlsym(libc::RTLD_DEFAULT, cname.as_ptr()) }.is_null()
 }
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ impl Target {
     /// present) and the platform triplet, exports from the global symbol scope.
     pub fn running_process() -> Result<Target, ProcessTargetError> {
         let rt = crate::runtime::get().map_err(|e| ProcessTargetError::NoRuntime(e.clone()))?;
-        let debug = DEBUG_ONLY_EXPORTS.iter().any(|s| symbols::process_exports(s));
+        let debug = DEBUG_ONLY_EXPORTS.iter().any(|s| crate::runtime::in_global_scope(s));
         let ext_suffix = derive_ext_suffix(rt.version(), rt.free_threaded, debug)
             .ok_or(ProcessTargetError::UnknownPlatform)?;
         Ok(Target {

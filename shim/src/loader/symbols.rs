@@ -5,10 +5,11 @@
 //! read with the same ELF reader as modules, once, on first use.
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+
+use crate::runtime::in_global_scope;
 
 /// A symbol every CPython exports; its absence means the source is not a CPython at all.
 const SENTINEL: &str = "Py_Initialize";
@@ -68,12 +69,12 @@ impl Symbols {
         match self {
             Symbols::Unknown => Err("the target interpreter's exports are unknown".to_owned()),
             Symbols::Process => {
-                if !process_exports(SENTINEL) {
+                if !in_global_scope(SENTINEL) {
                     return Err(format!(
                         "the running process has no CPython in its global symbol scope (no {SENTINEL})"
                     ));
                 }
-                Ok(names.iter().map(String::as_str).filter(|n| !process_exports(n)).collect())
+                Ok(names.iter().map(String::as_str).filter(|n| !in_global_scope(n)).collect())
             }
             Symbols::File(file) => {
                 let set = file.exports()?;
@@ -115,12 +116,3 @@ impl PartialEq for Symbols {
 }
 
 impl Eq for Symbols {}
-
-/// True when `name` resolves in the running process's global scope.
-pub(crate) fn process_exports(name: &str) -> bool {
-    let Ok(cname) = CString::new(name) else { return false };
-    // SAFETY: dlsym with RTLD_DEFAULT only searches the already-loaded objects' symbol tables; the
-    // address is compared with NULL and never used. (A GNU indirect function would have its
-    // resolver run, but CPython exports none.)
-    !unsafe { libc::dlsym(libc::RTLD_DEFAULT, cname.as_ptr()) }.is_null()
-}
