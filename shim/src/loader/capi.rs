@@ -189,12 +189,17 @@ fn start(report: &mut ftshim_loader_report) -> Option<()> {
     if report.size < std::mem::size_of::<ftshim_loader_report>() {
         return None;
     }
+    reset(report);
+    report._ftshim_private = std::ptr::null_mut();
+    Some(())
+}
+
+/// The empty report's counts and status (the texts are handled by the caller).
+fn reset(report: &mut ftshim_loader_report) {
     report.status = FTSHIM_OK;
     report.reason_count = 0;
     report.inconclusive_count = 0;
     report.evidence = 0;
-    report._ftshim_private = std::ptr::null_mut();
-    Some(())
 }
 
 fn fill(
@@ -321,15 +326,12 @@ ffi_export! {
                 // so the init function stays valid for the life of the process.
                 fill(out, FTSHIM_OK, details, evidence)
             }
-            Err(OpenError::Dl { report, error }) => {
-                let message =
-                    format!("{}: accepted, but dlopen failed: {}", report.path.display(), super::dl_text(&error));
-                let (details, evidence) = details_of(&report, Some((Code::DlopenFailed, message)));
-                fill(out, FTSHIM_ERR_DLOPEN, details, evidence)
-            }
-            Err(OpenError::Io(report) | OpenError::Refused(report)) => {
-                let (details, evidence) = details_of(&report, None);
-                fill(out, verdict(&report), details, evidence)
+            Err(err) => {
+                // A dlopen failure is one more reason, worded as OpenError words it.
+                let dl = matches!(err, OpenError::Dl { .. }).then(|| (Code::DlopenFailed, err.to_string()));
+                let status = if dl.is_some() { FTSHIM_ERR_DLOPEN } else { verdict(err.report()) };
+                let (details, evidence) = details_of(err.report(), dl);
+                fill(out, status, details, evidence)
             }
         }
     }
@@ -384,10 +386,7 @@ ffi_export! {
             // SAFETY: set by `fill` from Box::into_raw and, being replaced by NULL above, freed once.
             drop(unsafe { Box::from_raw(private.cast::<Details>()) });
         }
-        report.status = FTSHIM_OK;
-        report.reason_count = 0;
-        report.inconclusive_count = 0;
-        report.evidence = 0;
+        reset(report);
         FTSHIM_OK
     }
 }
