@@ -14,10 +14,11 @@ all: build
 setup:
 	bash scripts/setup.sh
 
-# libftshim is built on its own so the CLI's and the tests' features never enter the cdylib.
+# Both libraries (libftshim, libftshim_loader) and the CLI, staged like an installed prefix in
+# target/ftshim/{include,lib,bin} (scripts/build-libs.sh); then the demo and bench binaries.
 build:
-	$(CARGO) build --release -p ftshim
-	$(CARGO) build --release -p ftshim-cli -p ftshim-abi-tests
+	bash scripts/build-libs.sh
+	$(CARGO) build --release -p ftshim-abi-tests
 
 # After the demo: `ftshim audit --import` over every extension module python3.13t would load from
 # its lib-dynload plus the example the demo just built (target/abi-tests/demo): each inspected,
@@ -27,7 +28,7 @@ run: setup build
 	@source "$(FTSHIM_INTERPRETERS)" && tgt="$${CARGO_TARGET_DIR:-target}" && \
 	  dynload="$$("$$FTSHIM_PY_FT" -I -B -c 'import sysconfig; print(sysconfig.get_config_var("DESTSHARED"))')" && \
 	  echo && echo "ftshim audit --import --python $$FTSHIM_PY_FT $$dynload $$tgt/abi-tests/demo" && \
-	  "$$tgt/release/ftshim" audit --import --python "$$FTSHIM_PY_FT" "$$dynload" "$$tgt/abi-tests/demo"
+	  "$$tgt/ftshim/bin/ftshim" audit --import --python "$$FTSHIM_PY_FT" "$$dynload" "$$tgt/abi-tests/demo"
 
 lint:
 	$(CARGO) fmt --all --check

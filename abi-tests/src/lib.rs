@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-pub use ftshim::loader::describe::Interpreter;
+pub use ftshim_loader::describe::Interpreter;
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
@@ -74,44 +74,100 @@ pub fn interpreters() -> &'static Interpreters {
             .collect();
         let get = |key: &str| {
             let exe = vars.get(key).unwrap_or_else(|| panic!("{} has no {key}=; rerun `make setup`", path.display()));
-            ftshim::loader::describe::describe(Path::new(exe))
+            ftshim_loader::describe::describe(Path::new(exe))
                 .unwrap_or_else(|e| panic!("{key} from {}: {e}; rerun `make setup`", path.display()))
         };
         Interpreters { ft: get("FTSHIM_PY_FT"), gil313: get("FTSHIM_PY_GIL313"), py311: get("FTSHIM_PY_311") }
     })
 }
 
-/// Built artifacts: the release libftshim (cdylib, staticlib) and the `ftshim` CLI.
+/// One of the two shipped libraries, with everything the drift tests compare.
+#[derive(Debug)]
+pub struct Library {
+    /// `libftshim` / `libftshim_loader`.
+    pub name: &'static str,
+    /// Every export's name starts with this.
+    pub prefix: &'static str,
+    /// Its public header, relative to the repository root.
+    pub header: &'static str,
+    /// Its symbol manifest, relative to the repository root.
+    pub manifest: &'static str,
+    /// The ABI version compiled into the crate (from the header).
+    pub version: (u32, u32),
+    soname: &'static str,
+}
+
+impl Library {
+    /// The shared object's file name and SONAME (`libftshim.so.1`), from the crate.
+    pub fn soname(&self) -> &'static str {
+        self.soname
+    }
+}
+
+/// The runtime (first) and the loader.
+pub const LIBRARIES: &[Library] = &[
+    Library {
+        name: "libftshim",
+        prefix: "ftshim_",
+        header: "include/ftshim.h",
+        manifest: "abi-tests/manifest/libftshim.txt",
+        version: (ftshim::version::ABI_MAJOR, ftshim::version::ABI_MINOR),
+        soname: ftshim::version::SONAME,
+    },
+    Library {
+        name: "libftshim_loader",
+        prefix: "ftshim_loader_",
+        header: "include/ftshim_loader.h",
+        manifest: "abi-tests/manifest/libftshim_loader.txt",
+        version: (ftshim_loader::version::ABI_MAJOR, ftshim_loader::version::ABI_MINOR),
+        soname: ftshim_loader::version::SONAME,
+    },
+];
+
+/// What `scripts/build-libs.sh` stages under `target/ftshim/`, laid out like an installed prefix.
 pub struct Artifacts {
-    /// Directory holding `libftshim.so` and `libftshim.a`.
+    /// `target/ftshim`.
+    pub prefix: PathBuf,
+    /// `<prefix>/include`: the shipped headers.
+    pub include_dir: PathBuf,
+    /// `<prefix>/lib`: both libraries (`.so.1` files, `.so` links, `.a`).
     pub lib_dir: PathBuf,
     /// The `ftshim` executable.
     pub cli: PathBuf,
 }
 
-/// Builds (or finds up to date) the release libftshim and CLI, once per process. libftshim is
-/// built on its own so the CLI's features never enter the cdylib.
+/// Runs `scripts/build-libs.sh` once per process (cargo makes it quick when nothing changed), so
+/// every test uses the shipped artefacts, built the way `make` builds them.
 pub fn artifacts() -> &'static Artifacts {
     static CELL: OnceLock<Artifacts> = OnceLock::new();
     CELL.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        for package in ["ftshim", "ftshim-cli"] {
-            let status = Command::new(&cargo)
-                .args(["build", "--release", "--quiet", "-p", package])
-                .current_dir(workspace_root())
-                .status()
-                .unwrap_or_else(|e| panic!("cannot run cargo to build {package}: {e}"));
-            assert!(status.success(), "cargo build --release -p {package} failed ({status})");
+        let script = workspace_root().join("scripts/build-libs.sh");
+        let out = output_within(
+            Command::new("bash").arg(&script).current_dir(workspace_root()),
+            std::time::Duration::from_secs(20 * 60),
+            "scripts/build-libs.sh",
+        );
+        assert!(
+            out.status.success(),
+            "{} failed ({}):\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let prefix = target_dir().join("ftshim");
+        let artifacts = Artifacts {
+            include_dir: prefix.join("include"),
+            lib_dir: prefix.join("lib"),
+            cli: prefix.join("bin/ftshim"),
+            prefix,
+        };
+        for lib in LIBRARIES {
+            for f in [lib.soname().to_owned(), format!("{}.so", lib.name), format!("{}.a", lib.name)] {
+                let f = artifacts.lib_dir.join(f);
+                assert!(f.is_file(), "{} missing after scripts/build-libs.sh", f.display());
+            }
         }
-        let lib_dir = target_dir().join("release");
-        let artifacts = Artifacts { cli: lib_dir.join("ftshim"), lib_dir };
-        for f in [
-            artifacts.lib_dir.join("libftshim.so"),
-            artifacts.lib_dir.join("libftshim.a"),
-            artifacts.cli.clone(),
-        ] {
-            assert!(f.is_file(), "{} missing after cargo build", f.display());
-        }
+        assert!(artifacts.cli.is_file(), "{} missing after scripts/build-libs.sh", artifacts.cli.display());
         artifacts
     })
 }
@@ -180,7 +236,7 @@ pub fn build_module(
         }
     }
     let compiler = build
-        .include(workspace_root().join("include"))
+        .include(&artifacts().include_dir)
         .include(&interp.include_dir)
         .target(triple)
         .host(triple)
@@ -218,12 +274,15 @@ pub fn build_module(
     module
 }
 
-/// Copies `libftshim.so` into `dir` as `libftshim.so.1` (its SONAME) and returns the linker
-/// arguments that link it with rpath `$ORIGIN`, so a binary in `dir` finds it at run time.
+/// Copies both shipped shared libraries (`libftshim.so.1`, `libftshim_loader.so.1`) into `dir`
+/// and returns the linker arguments that link libftshim with rpath `$ORIGIN`, so a binary in
+/// `dir` finds them at run time (add `-lftshim_loader` to use the loader too).
 pub fn link_libftshim(dir: &Path) -> Vec<String> {
     let lib_dir = &artifacts().lib_dir;
-    std::fs::copy(lib_dir.join("libftshim.so"), dir.join("libftshim.so.1"))
-        .unwrap_or_else(|e| panic!("copy libftshim.so.1 into {}: {e}", dir.display()));
+    for lib in LIBRARIES {
+        std::fs::copy(lib_dir.join(lib.soname()), dir.join(lib.soname()))
+            .unwrap_or_else(|e| panic!("copy {} into {}: {e}", lib.soname(), dir.display()));
+    }
     vec![format!("-L{}", lib_dir.display()), "-lftshim".to_owned(), "-Wl,-rpath,$ORIGIN".to_owned()]
 }
 
@@ -234,7 +293,7 @@ pub fn c_program(src: &Path, interp: &Interpreter, dir: &Path, extra: &[String])
     let exe = dir.join(src.file_stem().expect("a file name"));
     let mut cmd = Command::new("cc");
     cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
-        .arg(format!("-I{}", workspace_root().join("include").display()))
+        .arg(format!("-I{}", artifacts().include_dir.display()))
         .arg(format!("-I{}", interp.include_dir.display()))
         .arg(src)
         .arg("-o")

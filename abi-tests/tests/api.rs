@@ -119,24 +119,25 @@ fn immortal_objects_stay_immortal_survive_and_refuse_what_is_unsafe() {
     each_interpreter(|label, interp| {
         let dir = modules_dir("immortal", label, interp, &["probe", "constants"]);
         let out = run_script(interp, &dir, "immortal.py", &[N], 3 * MINUTE);
-        let expect = |key: &str, value: i32| assert_eq!(out[key], value.to_string(), "{key} on {label}");
+        let expect =
+            |key: &str, value: ftshim_status| assert_eq!(out[key], value.to_string(), "{key} on {label}");
         expect("set_fresh", FTSHIM_OK);
-        expect("is_fresh", 1);
+        expect("is_fresh", ftshim_status(1));
         expect("set_again", FTSHIM_OK);
-        expect("is_after_hammer", 1);
-        expect("survives", 1);
-        expect("is_after_collect", 1);
+        expect("is_after_hammer", ftshim_status(1));
+        expect("survives", ftshim_status(1));
+        expect("is_after_collect", ftshim_status(1));
         expect("set_str", FTSHIM_ERR_STR);
         expect("set_str_subclass", FTSHIM_ERR_STR);
-        expect("is_str", 0);
-        expect("constants_immortal", 1);
-        expect("constants_missing", 1);
+        expect("is_str", ftshim_status(0));
+        expect("constants_immortal", ftshim_status(1));
+        expect("constants_missing", ftshim_status(1));
         assert_eq!(out["constants_lookup"], "2500");
         if interp.free_threaded {
             // Another thread holds references / created the object: refused, left as it was.
             expect("set_shared", FTSHIM_ERR_SHARED);
-            expect("is_shared", 0);
-            expect("refcount_unchanged", 1);
+            expect("is_shared", ftshim_status(0));
+            expect("refcount_unchanged", ftshim_status(1));
             expect("set_foreign", FTSHIM_ERR_SHARED);
         } else {
             // Under the GIL the refcount write is safe whoever holds references.
@@ -144,7 +145,7 @@ fn immortal_objects_stay_immortal_survive_and_refuse_what_is_unsafe() {
             expect("set_foreign", FTSHIM_OK);
         }
         // 3.12+: CPython's own immortals (None) read as immortal; 3.11 has none.
-        expect("is_none", if interp.version >= (3, 12) { 1 } else { 0 });
+        expect("is_none", ftshim_status(i32::from(interp.version >= (3, 12))));
         assert_eq!(out["gil_enabled"], gil_expected(interp));
     });
 }
@@ -173,16 +174,16 @@ fn statuses_for_null_arguments_and_misuse() {
             ("mutex_unlock_unlocked", FTSHIM_ERR_NOT_LOCKED),
             ("mutex_unlock_unlocked_fn", FTSHIM_ERR_NOT_LOCKED),
             ("mutex_trylock", FTSHIM_OK),
-            ("mutex_is_locked_held", 1),
+            ("mutex_is_locked_held", ftshim_status(1)),
             ("mutex_trylock_held", FTSHIM_ERR_BUSY),
             ("mutex_trylock_held_fn", FTSHIM_ERR_BUSY),
             ("mutex_unlock", FTSHIM_OK),
-            ("mutex_is_locked_free", 0),
+            ("mutex_is_locked_free", ftshim_status(0)),
             ("mutex_lock_null", FTSHIM_ERR_NULL_ARGUMENT),
             ("mutex_lock_null_fn", FTSHIM_ERR_NULL_ARGUMENT),
             ("mutex_unlock_null", FTSHIM_ERR_NULL_ARGUMENT),
             ("mutex_trylock_null", FTSHIM_ERR_NULL_ARGUMENT),
-            ("mutex_is_locked_null", 0),
+            ("mutex_is_locked_null", ftshim_status(0)),
             ("set_immortal_null", FTSHIM_ERR_NULL_ARGUMENT),
             ("is_immortal_null", FTSHIM_ERR_NULL_ARGUMENT),
         ]

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use ftshim::loader::describe;
 use ftshim_abi_tests::{
     Interpreter, artifacts, build_extension, ftshim_cli, interpreters, make_venv, output_within, scratch,
     snapshot,
 };
+use ftshim_loader::describe;
 
 /// Uninstalls the guard from the venv however the test ends.
 struct Installed<'a>(&'a Path);
@@ -149,9 +149,9 @@ fn the_guard_refuses_the_renamed_gil_build_and_changes_nothing_else() {
     assert_eq!(
         stdout,
         format!(
-            "installed the ftshim import guard in {} (ftshim-guard.pth, _ftshim_guard/ with libftshim.so.1 from {}); active in {}\n",
+            "installed the ftshim import guard in {} (ftshim-guard.pth, _ftshim_guard/ with libftshim_loader.so.1 from {}); active in {}\n",
             s.site.display(),
-            artifacts().lib_dir.join("libftshim.so").display(),
+            artifacts().lib_dir.join("libftshim_loader.so.1").display(),
             py.display()
         )
     );

@@ -2,8 +2,8 @@
 
 use std::ffi::OsStr;
 
-use ftshim::loader::{self, Code, OpenError};
 use ftshim_abi_tests::{build_extension, ftshim_cli, interpreters, scratch};
+use ftshim_loader::{self as loader, Code, OpenError};
 
 #[test]
 fn a_gil_build_renamed_to_the_cp313t_suffix_is_refused() {

@@ -5,15 +5,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ftshim::loader;
 use ftshim_abi_tests::loader_corpus::{self, Corpus};
 use ftshim_abi_tests::{
     Interpreter, artifacts, build_c_source, build_extension, c_program, interpreters, output_within, scratch,
 };
+use ftshim_loader as loader;
 
 /// Inspects every path three ways (explicit target with the interpreter's libpython exports,
 /// NULL = this process, and open with NULL) and prints each report.
-const CAPI_C: &str = r#"#include "ftshim.h"
+const CAPI_C: &str = r#"#include <Python.h>
+#include "ftshim_loader.h"
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
@@ -132,6 +133,7 @@ fn a_c_program_gets_the_rust_reasons_and_opens_only_accepted_modules() {
     let extra = [
         "-Wpedantic".to_owned(),
         "-D_GNU_SOURCE".to_owned(),
+        "-lftshim_loader".to_owned(),
         format!("-L{}", libdir.display()),
         "-lpython3.13t".to_owned(),
         format!("-Wl,-rpath,{}", libdir.display()),
@@ -191,7 +193,7 @@ fn a_c_program_gets_the_rust_reasons_and_opens_only_accepted_modules() {
     assert_eq!(stdout, expected);
 }
 
-/// Loads libftshim with ctypes inside the interpreter and inspects with a NULL target: the
+/// Loads libftshim_loader with ctypes inside the interpreter and inspects with a NULL target: the
 /// running process. Prints `status|codes|messages` per file.
 const CTYPES_PY: &str = r#"
 import ctypes, sys
@@ -215,7 +217,7 @@ for path in sys.argv[2:]:
 "#;
 
 fn ctypes_run(interp: &Interpreter, files: &[PathBuf]) -> Vec<(i32, String, String)> {
-    let lib = artifacts().lib_dir.join("libftshim.so");
+    let lib = artifacts().lib_dir.join("libftshim_loader.so.1");
     let mut cmd = Command::new(&interp.executable);
     cmd.arg("-I").arg("-c").arg(CTYPES_PY).arg(&lib).args(files);
     let out = output_within(&mut cmd, Duration::from_secs(60), "ctypes inspection");

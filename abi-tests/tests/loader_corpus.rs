@@ -7,9 +7,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ftshim::loader::{self, Code, OpenError};
 use ftshim_abi_tests::loader_corpus::{self, Corpus};
 use ftshim_abi_tests::{artifacts, interpreters, output_within};
+use ftshim_loader::{self as loader, Code, OpenError};
 use serde_json::Value;
 
 fn corpus() -> &'static Corpus {

@@ -11,7 +11,6 @@
 
 use std::ffi::c_void;
 
-use crate::ffi::{ffi_export, try_mut, try_nonnull};
 use crate::runtime::{self, PyMutex, PyObject, Sections};
 use crate::status::{FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_NOT_ACTIVE, FTSHIM_OK, ftshim_status};
 
@@ -58,14 +57,14 @@ fn sections() -> Option<&'static Sections> {
     runtime::get().ok()?.sections.as_ref()
 }
 
-ffi_export! {
+ftshim_boundary::export! {
     /// `ftshim_critical_section_begin` — see include/ftshim.h.
     pub unsafe fn ftshim_critical_section_begin(
         cs: *mut ftshim_critical_section,
         op: *mut PyObject,
     ) -> ftshim_status {
-        let cs = try_mut!(cs);
-        let op = try_nonnull!(op);
+        let cs = ftshim_boundary::try_mut!(cs);
+        let op = ftshim_boundary::try_nonnull!(op);
         // SAFETY: storage is 64 bytes, pointer-aligned, and stays put until end (caller's
         // contract); PyCriticalSection (16 B) fits at offset 0; `op` is live and a thread state
         // is attached (caller's contract).
@@ -78,9 +77,9 @@ ffi_export! {
         a: *mut PyObject,
         b: *mut PyObject,
     ) -> ftshim_status {
-        let cs = try_mut!(cs);
-        let a = try_nonnull!(a);
-        let b = try_nonnull!(b);
+        let cs = ftshim_boundary::try_mut!(cs);
+        let a = ftshim_boundary::try_nonnull!(a);
+        let b = ftshim_boundary::try_nonnull!(b);
         // SAFETY: as in ftshim_critical_section_begin; PyCriticalSection2 (24 B) fits.
         cs.begin(ACTIVE_TWO, |s, storage| unsafe { (s.begin2)(storage, a, b) })
     }
@@ -90,8 +89,8 @@ ffi_export! {
         cs: *mut ftshim_critical_section,
         m: *mut PyMutex,
     ) -> ftshim_status {
-        let cs = try_mut!(cs);
-        let m = try_nonnull!(m);
+        let cs = ftshim_boundary::try_mut!(cs);
+        let m = ftshim_boundary::try_nonnull!(m);
         // SAFETY: as in ftshim_critical_section_begin; `m` is a live one-byte mutex with
         // PyMutex's layout that stays put while the section is held (caller's contract).
         cs.begin(ACTIVE_MUTEX, |s, storage| unsafe { (s.begin_mutex)(storage, m) })
@@ -99,7 +98,7 @@ ffi_export! {
 
     /// `ftshim_critical_section_end` — see include/ftshim.h.
     pub unsafe fn ftshim_critical_section_end(cs: *mut ftshim_critical_section) -> ftshim_status {
-        let cs = try_mut!(cs);
+        let cs = ftshim_boundary::try_mut!(cs);
         let kind = cs.storage[STATE];
         if kind == ACTIVE_NOOP {
             cs.storage[STATE] = 0;

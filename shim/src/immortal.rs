@@ -5,10 +5,9 @@
 //! value it relies on is in [`layout`], and abi-tests compares them with bindgen's view of each
 //! interpreter's real headers.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_void;
 use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
-use crate::ffi::{ffi_export, try_nonnull};
 use crate::runtime::{self, PyObject, Runtime};
 use crate::status::{
     FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_SHARED, FTSHIM_ERR_STR, FTSHIM_ERR_UNSUPPORTED, FTSHIM_OK,
@@ -192,22 +191,23 @@ unsafe fn set_immortal(op: *mut PyObject, rt: &Runtime) -> ftshim_status {
     FTSHIM_OK
 }
 
-ffi_export! {
+ftshim_boundary::export! {
     /// `ftshim_object_set_immortal` — see include/ftshim.h.
     pub unsafe fn ftshim_object_set_immortal(op: *mut PyObject) -> ftshim_status {
-        let op = try_nonnull!(op);
+        let op = ftshim_boundary::try_nonnull!(op);
         let Ok(rt) = runtime::get() else { return FTSHIM_ERR_NO_RUNTIME };
         // SAFETY: `op` is non-NULL and live with a thread state attached (caller's contract).
         unsafe { set_immortal(op, rt) }
     }
 
-    /// `ftshim_object_is_immortal` — see include/ftshim.h.
-    pub unsafe fn ftshim_object_is_immortal(op: *mut PyObject) -> c_int {
-        let op = try_nonnull!(op);
+    /// `ftshim_object_is_immortal` — see include/ftshim.h. Returns 1 or 0 as the answer, else a
+    /// negative status; so its NULL and panic values are a status's.
+    pub unsafe fn ftshim_object_is_immortal(op: *mut PyObject) -> ftshim_status {
+        let op = ftshim_boundary::try_nonnull!(op);
         let Ok(rt) = runtime::get() else { return FTSHIM_ERR_NO_RUNTIME };
         match family(rt) {
             // SAFETY: as above.
-            Ok(f) => c_int::from(unsafe { is_immortal(op, &f) }),
+            Ok(f) => ftshim_status(i32::from(unsafe { is_immortal(op, &f) })),
             Err(status) => status,
         }
     }

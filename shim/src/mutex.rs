@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU8, Ordering::*};
 
 use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN};
 
-use crate::ffi::{ffi_export, try_ref};
+use ftshim_boundary::Snapshot;
+
 use crate::runtime::{self, GilApi};
 use crate::status::{FTSHIM_ERR_BUSY, FTSHIM_ERR_NOT_LOCKED, FTSHIM_OK, ftshim_status};
 
@@ -159,30 +160,26 @@ impl Default for ftshim_mutex {
     }
 }
 
-ffi_export! {
+ftshim_boundary::export! {
     /// `ftshim_mutex_lock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_lock(m: *mut ftshim_mutex) -> ftshim_status {
-        try_ref!(m).lock();
+        ftshim_boundary::try_ref!(m).lock();
         FTSHIM_OK
     }
 
     /// `ftshim_mutex_unlock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_unlock(m: *mut ftshim_mutex) -> ftshim_status {
-        try_ref!(m).unlock()
+        ftshim_boundary::try_ref!(m).unlock()
     }
 
     /// `ftshim_mutex_trylock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_trylock(m: *mut ftshim_mutex) -> ftshim_status {
-        try_ref!(m).try_lock()
+        ftshim_boundary::try_ref!(m).try_lock()
     }
 
     /// `ftshim_mutex_is_locked` — see include/ftshim.h.
-    pub unsafe fn ftshim_mutex_is_locked(m: *const ftshim_mutex) -> c_int {
-        if m.is_null() {
-            return 0;
-        }
-        // SAFETY: non-NULL; validity is the caller's contract.
-        c_int::from(unsafe { &*m }.is_locked())
+    pub unsafe fn ftshim_mutex_is_locked(m: *const ftshim_mutex) -> Snapshot {
+        Snapshot(c_int::from(ftshim_boundary::try_ref!(m).is_locked()))
     }
 }
 
@@ -198,9 +195,9 @@ mod tests {
         // SAFETY: `p` points at a live mutex; NULL is what the NULL checks must reject.
         unsafe {
             assert_eq!(ftshim_mutex_unlock(p), FTSHIM_ERR_NOT_LOCKED);
-            assert_eq!(ftshim_mutex_is_locked(p), 0);
+            assert_eq!(ftshim_mutex_is_locked(p), Snapshot(0));
             assert_eq!(ftshim_mutex_trylock(p), FTSHIM_OK);
-            assert_eq!(ftshim_mutex_is_locked(p), 1);
+            assert_eq!(ftshim_mutex_is_locked(p), Snapshot(1));
             assert_eq!(ftshim_mutex_trylock(p), FTSHIM_ERR_BUSY);
             assert_eq!(ftshim_mutex_unlock(p), FTSHIM_OK);
             assert_eq!(ftshim_mutex_unlock(p), FTSHIM_ERR_NOT_LOCKED);
@@ -210,7 +207,7 @@ mod tests {
             assert_eq!(ftshim_mutex_lock(null), FTSHIM_ERR_NULL_ARGUMENT);
             assert_eq!(ftshim_mutex_unlock(null), FTSHIM_ERR_NULL_ARGUMENT);
             assert_eq!(ftshim_mutex_trylock(null), FTSHIM_ERR_NULL_ARGUMENT);
-            assert_eq!(ftshim_mutex_is_locked(null), 0);
+            assert_eq!(ftshim_mutex_is_locked(null), Snapshot(0));
         }
         assert_eq!(std::mem::size_of::<ftshim_mutex>(), 1);
     }

@@ -1,13 +1,13 @@
 //! Finds the host interpreter's entry points once, from the running process.
 //!
-//! libftshim links against no libpython. At first use it opens the process's global symbol scope
-//! (`dlopen(NULL)`, libloading's `Library::this()`), reads `Py_Version` (exported since 3.11),
-//! detects a free-threaded build by an FT-only export, and keeps the CPython functions it needs
-//! as plain function pointers. The result is cached for the life of the process.
+//! libftshim links against no libpython. At first use it probes the process's global symbol
+//! scope (`ftshim_boundary::process`: `Py_Version`, exported since 3.11, and the FT-only exports),
+//! and keeps the CPython functions it needs as plain function pointers. The result is cached for
+//! the life of the process.
 
 use std::ffi::{c_int, c_ulong, c_void};
 
-use libloading::os::unix::Library;
+use ftshim_boundary::process;
 use once_cell::sync::OnceCell;
 
 /// CPython's `PyObject`, opaque: only [`crate::immortal`] reads object memory, through offsets
@@ -19,9 +19,6 @@ pub struct PyObject {
 
 /// CPython's `PyMutex` (`struct { uint8_t _bits; }`), the same layout as `ftshim_mutex`.
 pub type PyMutex = u8;
-
-/// Exports that exist only in free-threaded builds; any one of them marks the process as FT.
-pub const FT_ONLY_EXPORTS: &[&str] = &["_Py_DecRefShared", "PyUnstable_Module_SetGIL"];
 
 /// CPython's critical-section functions (3.13+, acting only on FT builds).
 #[derive(Debug, Clone, Copy)]
@@ -110,8 +107,6 @@ pub struct Runtime {
     pub gil: Option<GilApi>,
     /// Object functions (all supported versions).
     pub object: ObjectApi,
-    /// Keeps the handle open for as long as the pointers above are used (the process lifetime).
-    _process: Library,
 }
 
 impl Runtime {
@@ -160,85 +155,67 @@ pub fn get() -> Result<&'static Runtime, &'static RuntimeError> {
     RUNTIME.get_or_init(resolve).as_ref()
 }
 
-/// Looks up `name`, copying out the symbol's value (a function pointer or an address).
+/// Looks up `name` in the global scope as a value of type `T` (a function pointer).
 ///
 /// # Safety
 /// `T` must be the correct, pointer-sized type for the symbol `name`.
-unsafe fn lookup<T: Copy>(lib: &Library, name: &str) -> Option<T> {
-    let cname = format!("{name}\0");
-    // SAFETY: the caller guarantees T is the symbol's type; the value is copied out and stays
-    // valid because `lib` (the whole process) is never unloaded.
-    unsafe { lib.get::<T>(cname.as_bytes()).ok().map(|sym| *sym) }
+unsafe fn lookup<T: Copy>(name: &str) -> Option<T> {
+    const { assert!(std::mem::size_of::<T>() == std::mem::size_of::<*mut c_void>()) };
+    let addr = process::global_symbol(name)?;
+    // SAFETY: the caller guarantees T is the symbol's (pointer-sized) type; the address stays
+    // valid because libpython is never unloaded while the process runs Python.
+    Some(unsafe { std::mem::transmute_copy::<*mut c_void, T>(&addr) })
 }
 
 /// Resolves `$name` as the type of the struct field it initialises, or fails with
 /// `MissingExport`. Every use names a CPython function whose C signature the field's type copies.
 macro_rules! require {
-    ($lib:expr, $version:expr, $name:literal) => {
+    ($version:expr, $name:literal) => {
         // SAFETY: each field type is a transcription of the named function's C declaration.
-        unsafe { lookup(&$lib, $name) }
+        unsafe { lookup($name) }
             .ok_or(RuntimeError::MissingExport { symbol: $name, version_hex: $version })?
     };
 }
 
 fn resolve() -> Result<Runtime, RuntimeError> {
-    let process = Library::this();
-    // SAFETY: Py_Version is `const unsigned long Py_Version` in CPython >= 3.11; the symbol's
-    // address is what dlsym returns, so the lookup type is a pointer to c_ulong.
-    let version_ptr = unsafe { lookup::<*const c_ulong>(&process, "Py_Version") }
-        .filter(|p| !p.is_null())
-        .ok_or(RuntimeError::NoPython)?;
-    // SAFETY: the pointer is Py_Version's address in the loaded libpython: readable, immutable.
-    let v = unsafe { version_ptr.read() } as u32;
-    let free_threaded = FT_ONLY_EXPORTS.iter().any(|name| in_global_scope(name));
+    let host = process::host().ok_or(RuntimeError::NoPython)?;
+    let (v, free_threaded) = (host.version_hex, host.free_threaded);
     let at_least_313 = v >= 0x030D_0000;
     let sections = if free_threaded {
         // SAFETY: both candidates are `void (PyCriticalSection *, PyMutex *)`.
-        let begin_mutex = unsafe { lookup(&process, "PyCriticalSection_BeginMutex") }
-            .map_or_else(|| Ok(require!(process, v, "_PyCriticalSection_BeginSlow")), Ok)?;
+        let begin_mutex = unsafe { lookup("PyCriticalSection_BeginMutex") }
+            .map_or_else(|| Ok(require!(v, "_PyCriticalSection_BeginSlow")), Ok)?;
         Some(Sections {
-            begin: require!(process, v, "PyCriticalSection_Begin"),
-            end: require!(process, v, "PyCriticalSection_End"),
-            begin2: require!(process, v, "PyCriticalSection2_Begin"),
-            end2: require!(process, v, "PyCriticalSection2_End"),
+            begin: require!(v, "PyCriticalSection_Begin"),
+            end: require!(v, "PyCriticalSection_End"),
+            begin2: require!(v, "PyCriticalSection2_Begin"),
+            end2: require!(v, "PyCriticalSection2_End"),
             begin_mutex,
         })
     } else {
         None
     };
     let pymutex = if at_least_313 {
-        Some(PyMutexApi {
-            lock: require!(process, v, "PyMutex_Lock"),
-            unlock: require!(process, v, "PyMutex_Unlock"),
-        })
+        Some(PyMutexApi { lock: require!(v, "PyMutex_Lock"), unlock: require!(v, "PyMutex_Unlock") })
     } else {
         None
     };
     let gil = if !at_least_313 {
         Some(GilApi {
-            this_thread_state: require!(process, v, "PyGILState_GetThisThreadState"),
-            current_holder: require!(process, v, "_PyThreadState_UncheckedGet"),
-            save_thread: require!(process, v, "PyEval_SaveThread"),
-            restore_thread: require!(process, v, "PyEval_RestoreThread"),
+            this_thread_state: require!(v, "PyGILState_GetThisThreadState"),
+            current_holder: require!(v, "_PyThreadState_UncheckedGet"),
+            save_thread: require!(v, "PyEval_SaveThread"),
+            restore_thread: require!(v, "PyEval_RestoreThread"),
         })
     } else {
         None
     };
     let object = ObjectApi {
-        gc_is_tracked: require!(process, v, "PyObject_GC_IsTracked"),
-        gc_untrack: require!(process, v, "PyObject_GC_UnTrack"),
-        type_get_flags: require!(process, v, "PyType_GetFlags"),
+        gc_is_tracked: require!(v, "PyObject_GC_IsTracked"),
+        gc_untrack: require!(v, "PyObject_GC_UnTrack"),
+        type_get_flags: require!(v, "PyType_GetFlags"),
     };
-    Ok(Runtime { version_hex: v, free_threaded, sections, pymutex, gil, object, _process: process })
-}
-
-/// True when `name` resolves in the running process's global scope.
-pub(crate) fn in_global_scope(name: &str) -> bool {
-    let Ok(cname) = std::ffi::CString::new(name) else { return false };
-    // SAFETY: dlsym with RTLD_DEFAULT only searches the already-loaded objects' symbol tables; the
-    // address is compared with NULL and never used. (A GNU indirect function would have its
-    // resolver run, but CPython exports none.)
-    !unsafe { libc::dlsym(libc::RTLD_DEFAULT, cname.as_ptr()) }.is_null()
+    Ok(Runtime { version_hex: v, free_threaded, sections, pymutex, gil, object })
 }
 
 #[cfg(test)]

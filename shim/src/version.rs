@@ -2,28 +2,20 @@
 //!
 //! The numbers come from the header itself (read by build.rs), so they are written once.
 
-use crate::ffi::ffi_export;
+#[path = "../../boundary/src/abi_version.rs"]
+#[allow(dead_code)]
+mod abi_version;
 
 /// `FTSHIM_ABI_VERSION_MAJOR` from the header.
-pub const ABI_MAJOR: u32 = parse(env!("FTSHIM_ABI_MAJOR"));
+pub const ABI_MAJOR: u32 = abi_version::parse(env!("FTSHIM_ABI_MAJOR"));
 /// `FTSHIM_ABI_VERSION_MINOR` from the header.
-pub const ABI_MINOR: u32 = parse(env!("FTSHIM_ABI_MINOR"));
+pub const ABI_MINOR: u32 = abi_version::parse(env!("FTSHIM_ABI_MINOR"));
 /// `FTSHIM_ABI_VERSION`: `(MAJOR << 16) | MINOR`.
 pub const ABI_VERSION: u32 = (ABI_MAJOR << 16) | ABI_MINOR;
+/// The shared library's file name and SONAME, from the major version.
+pub const SONAME: &str = concat!("libftshim.so.", env!("FTSHIM_ABI_MAJOR"));
 
-const fn parse(s: &str) -> u32 {
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    let mut n = 0u32;
-    while i < bytes.len() {
-        assert!(bytes[i].is_ascii_digit(), "ABI version part is not a decimal number");
-        n = n * 10 + (bytes[i] - b'0') as u32;
-        i += 1;
-    }
-    n
-}
-
-ffi_export! {
+ftshim_boundary::export! {
     /// `ftshim_abi_version` — see include/ftshim.h.
     pub unsafe fn ftshim_abi_version() -> u32 {
         ABI_VERSION
@@ -39,5 +31,6 @@ mod tests {
         // SAFETY: no arguments, no preconditions.
         assert_eq!(unsafe { ftshim_abi_version() }, (1 << 16));
         assert_eq!((ABI_MAJOR, ABI_MINOR), (1, 0));
+        assert_eq!(SONAME, "libftshim.so.1");
     }
 }

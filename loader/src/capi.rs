@@ -1,4 +1,4 @@
-//! The `Loader` section of `include/ftshim.h`: inspect and open a module from C.
+//! The C API of `include/ftshim_loader.h`: inspect and open a module from C.
 //!
 //! Reasons never go to a global "last error": they go into the caller's
 //! `ftshim_loader_report` (its first field is its size, and the struct only grows at the end).
@@ -15,11 +15,11 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::{Code, InitFn, OpenError, ProcessTargetError, Report, Symbols, Target};
-use crate::ffi::{ffi_export, try_mut, try_ref};
-use crate::status::{
+use ftshim_boundary::status::{
     FTSHIM_ERR_DLOPEN, FTSHIM_ERR_INVALID_ARGUMENT, FTSHIM_ERR_IO, FTSHIM_ERR_NO_RUNTIME,
     FTSHIM_ERR_NULL_ARGUMENT, FTSHIM_ERR_REFUSED, FTSHIM_OK, ftshim_status,
 };
+use ftshim_boundary::{export, try_mut, try_ref};
 
 /// `ftshim_loader_target.flags`: the target is a free-threaded (`Py_GIL_DISABLED`) build.
 pub const FTSHIM_LOADER_FREE_THREADED: u32 = 0x1;
@@ -118,7 +118,7 @@ unsafe fn c_bytes<'a>(ptr: *const c_char) -> Option<&'a [u8]> {
 unsafe fn target_from(ptr: *const ftshim_loader_target) -> Result<Target, Failure> {
     if ptr.is_null() {
         return Target::running_process().map_err(|e| match e {
-            ProcessTargetError::NoRuntime(_) => Failure {
+            ProcessTargetError::NoRuntime => Failure {
                 status: FTSHIM_ERR_NO_RUNTIME,
                 code: Code::NoRuntime,
                 message: format!("target is NULL (the running process), but {e}"),
@@ -274,8 +274,8 @@ unsafe fn details(report: &ftshim_loader_report) -> Option<&Details> {
     unsafe { report._ftshim_private.cast::<Details>().as_ref() }
 }
 
-ffi_export! {
-    /// `ftshim_loader_inspect` — see include/ftshim.h.
+export! {
+    /// `ftshim_loader_inspect` — see include/ftshim_loader.h.
     pub unsafe fn ftshim_loader_inspect(
         path: *const c_char,
         target: *const ftshim_loader_target,
@@ -295,7 +295,7 @@ ffi_export! {
         fill(out, verdict(&report), details, evidence)
     }
 
-    /// `ftshim_loader_open` — see include/ftshim.h.
+    /// `ftshim_loader_open` — see include/ftshim_loader.h.
     pub unsafe fn ftshim_loader_open(
         path: *const c_char,
         target: *const ftshim_loader_target,
@@ -336,7 +336,7 @@ ffi_export! {
         }
     }
 
-    /// `ftshim_loader_report_reason` — see include/ftshim.h.
+    /// `ftshim_loader_report_reason` — see include/ftshim_loader.h.
     pub unsafe fn ftshim_loader_report_reason(
         report: *const ftshim_loader_report,
         index: u32,
@@ -359,7 +359,7 @@ ffi_export! {
         FTSHIM_OK
     }
 
-    /// `ftshim_loader_report_inconclusive` — see include/ftshim.h.
+    /// `ftshim_loader_report_inconclusive` — see include/ftshim_loader.h.
     pub unsafe fn ftshim_loader_report_inconclusive(
         report: *const ftshim_loader_report,
         index: u32,
@@ -375,7 +375,7 @@ ffi_export! {
         FTSHIM_OK
     }
 
-    /// `ftshim_loader_report_clear` — see include/ftshim.h.
+    /// `ftshim_loader_report_clear` — see include/ftshim_loader.h.
     pub unsafe fn ftshim_loader_report_clear(report: *mut ftshim_loader_report) -> ftshim_status {
         let report = try_mut!(report);
         if report.size < std::mem::size_of::<ftshim_loader_report>() {
@@ -402,7 +402,7 @@ mod tests {
     fn empty_report() -> ftshim_loader_report {
         ftshim_loader_report {
             size: std::mem::size_of::<ftshim_loader_report>(),
-            status: 0,
+            status: FTSHIM_OK,
             reason_count: 0,
             inconclusive_count: 0,
             evidence: 0,

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use ftshim::loader::describe::Interpreter;
-use ftshim::loader::{self, Report, Target};
+use ftshim_loader::describe::Interpreter;
+use ftshim_loader::{self as loader, Report, Target};
 use serde_json::{Value, json};
 
 use crate::output::{report_details, report_json, target_json, verdict};

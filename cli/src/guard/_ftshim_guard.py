@@ -26,7 +26,7 @@ FTSHIM_LOADER_PROCESS_SYMBOLS = 0x2
 
 
 class _Target(ctypes.Structure):
-    """ftshim_loader_target (include/ftshim.h, ABI 1.0)."""
+    """ftshim_loader_target (include/ftshim_loader.h, loader ABI 1.0)."""
 
     _fields_ = [
         ("size", ctypes.c_size_t),
@@ -38,7 +38,7 @@ class _Target(ctypes.Structure):
 
 
 class _Report(ctypes.Structure):
-    """ftshim_loader_report (include/ftshim.h, ABI 1.0)."""
+    """ftshim_loader_report (include/ftshim_loader.h, loader ABI 1.0)."""
 
     _fields_ = [
         ("size", ctypes.c_size_t),
@@ -56,7 +56,7 @@ _target = None
 
 def _load():
     global _lib, _target
-    lib = ctypes.CDLL(os.path.join(os.path.dirname(os.path.abspath(__file__)), "libftshim.so.1"))
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(os.path.abspath(__file__)), "libftshim_loader.so.1"))
     lib.ftshim_loader_inspect.argtypes = [
         ctypes.c_char_p, ctypes.POINTER(_Target), ctypes.POINTER(_Report)]
     lib.ftshim_loader_inspect.restype = ctypes.c_int32
@@ -66,8 +66,8 @@ def _load():
     lib.ftshim_loader_report_reason.restype = ctypes.c_int32
     lib.ftshim_loader_report_clear.argtypes = [ctypes.POINTER(_Report)]
     lib.ftshim_loader_report_clear.restype = ctypes.c_int32
-    lib.ftshim_status_str.argtypes = [ctypes.c_int32]
-    lib.ftshim_status_str.restype = ctypes.c_char_p
+    lib.ftshim_loader_status_str.argtypes = [ctypes.c_int32]
+    lib.ftshim_loader_status_str.restype = ctypes.c_char_p
     # This interpreter, described as the import system sees it: its own first extension suffix
     # (EXT_SUFFIX), its version, its build, and its exports looked up in this process.
     target = _Target()
@@ -98,7 +98,7 @@ def inspect(path):
                 reasons.append((code.value.decode(), message.value.decode("utf-8", "replace")))
     finally:
         _lib.ftshim_loader_report_clear(ctypes.byref(report))
-    return status, _lib.ftshim_status_str(status).decode(), reasons
+    return status, _lib.ftshim_loader_status_str(status).decode(), reasons
 
 
 class FtshimGuardFinder:

@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use crate::runtime::in_global_scope;
+use ftshim_boundary::process::in_global_scope;
 
 /// A symbol every CPython exports; its absence means the source is not a CPython at all.
 const SENTINEL: &str = "Py_Initialize";

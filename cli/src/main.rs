@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ftshim::loader::describe::{self, Interpreter};
+use ftshim_loader::describe::{self, Interpreter};
 
 #[derive(Parser)]
 #[command(
@@ -81,9 +81,10 @@ enum GuardAction {
         /// The interpreter whose site-packages receives the guard.
         #[arg(long, value_name = "PY", required = true)]
         python: PathBuf,
-        /// libftshim to copy into the guard [default: libftshim.so beside this executable].
+        /// libftshim_loader.so.1 to copy into the guard [default: ../lib/libftshim_loader.so.1
+        /// relative to this executable's directory].
         #[arg(long, value_name = "PATH")]
-        libftshim: Option<PathBuf>,
+        loader_lib: Option<PathBuf>,
     },
     /// Remove everything `guard install` put into the interpreter's site-packages.
     Uninstall {
@@ -111,7 +112,7 @@ fn main() -> ExitCode {
             audit::run(python, json, import.then_some(timeout), &dirs)
         }
         Command::Guard { action } => match action {
-            GuardAction::Install { python, libftshim } => guard::install(&python, libftshim),
+            GuardAction::Install { python, loader_lib } => guard::install(&python, loader_lib),
             GuardAction::Uninstall { python } => guard::uninstall(&python),
             GuardAction::Status { python } => guard::status(&python),
         },

@@ -1,5 +1,6 @@
-//! The loader: checks a native module against a target interpreter **before** any of its code
-//! runs, then opens it with `RTLD_NOW | RTLD_LOCAL`.
+//! libftshim_loader: checks a native module against a target interpreter **before** any of its
+//! code runs, then opens it with `RTLD_NOW | RTLD_LOCAL`. Its C API is `include/ftshim_loader.h`
+//! ([`capi`]); it shares nothing with libftshim (the runtime) but `ftshim_boundary`.
 //!
 //! `dlopen` runs a library's constructors, so everything that can be decided from the file is
 //! decided from the file: its name's ABI tag, its ELF identification and headers, its
@@ -13,6 +14,7 @@ pub mod describe;
 mod elf;
 mod file;
 mod symbols;
+pub mod version;
 
 use std::ffi::CStr;
 use std::fmt;
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub use elf::{Evidence, FT_MARKERS, GIL_MARKERS};
 pub use symbols::{ExportFile, Symbols};
 
-use crate::runtime::RuntimeError;
+use ftshim_boundary::process;
 
 /// The interpreter a module is checked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +44,8 @@ const DEBUG_ONLY_EXPORTS: &[&str] = &["_Py_INCREF_IncRefTotal", "_Py_RefTotal"];
 /// Why the running process cannot be described as a target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessTargetError {
-    /// No usable CPython in the process.
-    NoRuntime(RuntimeError),
+    /// No CPython 3.11+ in the process's global scope.
+    NoRuntime,
     /// libftshim does not know this platform's multiarch triplet, so it cannot derive
     /// `EXT_SUFFIX`: describe the target explicitly.
     UnknownPlatform,
@@ -52,7 +54,9 @@ pub enum ProcessTargetError {
 impl fmt::Display for ProcessTargetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProcessTargetError::NoRuntime(e) => e.fmt(f),
+            ProcessTargetError::NoRuntime => f.write_str(
+                "no CPython runtime in this process: symbol Py_Version (CPython >= 3.11) not found in the global scope",
+            ),
             ProcessTargetError::UnknownPlatform => write!(
                 f,
                 "cannot derive EXT_SUFFIX: libftshim does not know the multiarch triplet of {}-{}; describe the target explicitly",
@@ -113,8 +117,8 @@ impl Target {
     /// FT-only exports, `EXT_SUFFIX` derived from those (plus `d` when debug-only exports are
     /// present) and the platform triplet, exports from the global symbol scope.
     pub fn running_process() -> Result<Target, ProcessTargetError> {
-        let rt = crate::runtime::get().map_err(|e| ProcessTargetError::NoRuntime(e.clone()))?;
-        let debug = DEBUG_ONLY_EXPORTS.iter().any(|s| crate::runtime::in_global_scope(s));
+        let rt = process::host().ok_or(ProcessTargetError::NoRuntime)?;
+        let debug = DEBUG_ONLY_EXPORTS.iter().any(|s| process::in_global_scope(s));
         let ext_suffix = derive_ext_suffix(rt.version(), rt.free_threaded, debug)
             .ok_or(ProcessTargetError::UnknownPlatform)?;
         Ok(Target {
@@ -444,7 +448,13 @@ pub struct Module {
 }
 
 /// `PyObject *PyInit_<name>(void)`.
-pub type InitFn = unsafe extern "C" fn() -> *mut crate::runtime::PyObject;
+pub type InitFn = unsafe extern "C" fn() -> *mut PyObject;
+
+/// CPython's `PyObject` (`struct _object`), opaque: the loader only passes pointers to it along.
+#[repr(C)]
+pub struct PyObject {
+    _opaque: [u8; 0],
+}
 
 impl Module {
     /// The module's `PyInit_<name>`, borrowed from the opened library.

@@ -1,7 +1,7 @@
 //! Shared output pieces: JSON forms of a target and a report, and the text form of a report.
 
-use ftshim::loader::Report;
-use ftshim::loader::describe::Interpreter;
+use ftshim_loader::Report;
+use ftshim_loader::describe::Interpreter;
 use serde_json::{Value, json};
 
 /// `"accepted"`, `"refused"` or `"unreadable"` (the file's bytes could not be had).

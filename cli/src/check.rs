@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ftshim::loader;
+use ftshim_loader as loader;
 use serde_json::json;
 
 use crate::output::{report_details, report_json, target_json, verdict};

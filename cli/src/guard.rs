@@ -2,14 +2,15 @@
 //!
 //! Install writes three things into the interpreter's site-packages (sysconfig `purelib`):
 //! `ftshim-guard.pth` (one `import` line, run by `site` at startup), the pure-Python package
-//! `_ftshim_guard/` (the finder) and `_ftshim_guard/libftshim.so.1` (the loader it calls through
-//! ctypes). Nothing else is touched; uninstall removes exactly those, so site-packages is as it
+//! `_ftshim_guard/` (the finder) and `_ftshim_guard/libftshim_loader.so.1` (the loader library it
+//! calls through ctypes; not libftshim, so the guard never puts a second runtime into the process).
+//! Nothing else is touched; uninstall removes exactly those, so site-packages is as it
 //! was. Python's bytecode cache for the package lands inside `_ftshim_guard/` and goes with it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use ftshim::loader::describe::Interpreter;
+use ftshim_loader::describe::Interpreter;
 
 use crate::{EXIT_USAGE, interpreter};
 
@@ -19,7 +20,7 @@ const MARKER: &str = "# ftshim-guard:";
 const PTH_NAME: &str = "ftshim-guard.pth";
 const PTH: &str = "import _ftshim_guard; _ftshim_guard.install()\n";
 const PACKAGE: &str = "_ftshim_guard";
-const LIB_NAME: &str = "libftshim.so.1";
+const LIB_NAME: &str = ftshim_loader::version::SONAME;
 
 /// Prints the probe's answer: is a guard finder in sys.meta_path of a fresh interpreter? Run with
 /// `-B`, so checking writes no bytecode into site-packages.
@@ -37,18 +38,24 @@ fn site_dir(interp: &Interpreter) -> Result<PathBuf, String> {
     Ok(site.clone())
 }
 
-/// The libftshim to copy: `--libftshim`, else `libftshim.so` beside this executable (the
-/// cargo target directory layout), else `../lib/libftshim.so.1` (an installed layout).
-fn libftshim_source(given: Option<PathBuf>) -> Result<PathBuf, String> {
+/// The loader library to copy: `--loader-lib`, else `../lib/libftshim_loader.so.1` next to this
+/// executable's directory (the installed and staged layout: `<prefix>/bin/ftshim`,
+/// `<prefix>/lib/libftshim_loader.so.1`).
+fn loader_lib_source(given: Option<PathBuf>) -> Result<PathBuf, String> {
     if let Some(p) = given {
-        return if p.is_file() { Ok(p) } else { Err(format!("{}: no such file (--libftshim)", p.display())) };
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("{}: no such file (--loader-lib)", p.display()))
+        };
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot locate the ftshim executable: {e}"))?;
-    let dir = exe.parent().unwrap_or(Path::new("."));
-    [dir.join("libftshim.so"), dir.join("../lib").join(LIB_NAME)]
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| format!("no libftshim.so beside {}; pass --libftshim PATH", exe.display()))
+    let candidate = exe.parent().unwrap_or(Path::new(".")).join("../lib").join(LIB_NAME);
+    if candidate.is_file() {
+        std::fs::canonicalize(&candidate).map_err(|e| format!("{}: {e}", candidate.display()))
+    } else {
+        Err(format!("{}: no such file; pass --loader-lib PATH", candidate.display()))
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
@@ -90,9 +97,9 @@ fn probe(interp: &Interpreter) -> Result<bool, String> {
     }
 }
 
-fn do_install(interp: &Interpreter, libftshim: Option<PathBuf>) -> Result<String, String> {
+fn do_install(interp: &Interpreter, loader_lib: Option<PathBuf>) -> Result<String, String> {
     let site = site_dir(interp)?;
-    let lib = libftshim_source(libftshim)?;
+    let lib = loader_lib_source(loader_lib)?;
     let lib_bytes = std::fs::read(&lib).map_err(|e| format!("{}: cannot read: {e}", lib.display()))?;
     let package = site.join(PACKAGE);
     if package.exists() && !is_ours(&package) {
@@ -170,9 +177,9 @@ fn finish(what: &str, result: Result<String, String>) -> ExitCode {
     }
 }
 
-/// `ftshim guard install --python PY [--libftshim PATH]`.
-pub fn install(python: &Path, libftshim: Option<PathBuf>) -> ExitCode {
-    finish("install", interpreter(Some(python.to_owned())).and_then(|i| do_install(&i, libftshim)))
+/// `ftshim guard install --python PY [--loader-lib PATH]`.
+pub fn install(python: &Path, loader_lib: Option<PathBuf>) -> ExitCode {
+    finish("install", interpreter(Some(python.to_owned())).and_then(|i| do_install(&i, loader_lib)))
 }
 
 /// `ftshim guard uninstall --python PY`.
