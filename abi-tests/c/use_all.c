@@ -1,6 +1,7 @@
 /* Uses every declaration and macro of ftshim.h; compiled (not run) by tests/compile_matrix.rs
  * as C99, C11 and C++17 with gcc and clang, warnings as errors. Valid C and C++. */
 #include "ftshim.h"
+#include "ftshim_loader.h" /* both headers together, after Python.h */
 
 struct holder {
     PyObject_HEAD

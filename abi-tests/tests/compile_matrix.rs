@@ -1,8 +1,9 @@
-//! The header compiles strictly everywhere it should: gcc and clang, C99 and C11 with
-//! `-Wall -Wextra -Wpedantic -Wconversion -Wsign-conversion -Werror`, C++17 with g++ and clang++,
-//! with the inline fast paths and with FTSHIM_NO_INLINE, and under the limited API on GIL
-//! builds — against each interpreter's real headers. Python's own headers are included with
-//! -isystem, so the warnings judge ftshim.h, not CPython.
+//! The headers compile strictly everywhere they should: gcc and clang, C99 and C11 with
+//! `-Wall -Wextra -Wpedantic -Wconversion -Wsign-conversion -Werror`, C++17 with g++ and clang++.
+//! ftshim.h (with ftshim_loader.h beside it): with the inline fast paths and with
+//! FTSHIM_NO_INLINE, and under the limited API on GIL builds — against each interpreter's real
+//! headers, included with -isystem so the warnings judge ftshim.h, not CPython. ftshim_loader.h
+//! alone: with no Python include path at all.
 
 use std::process::Command;
 
@@ -12,14 +13,27 @@ const STRICT_C: &[&str] = &["-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-
 const STRICT_CXX: &[&str] = &["-x", "c++", "-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror"];
 
 fn compile(label: &str, interp: &Interpreter, compiler: &str, flags: &[&str]) -> Result<(), String> {
-    let src = workspace_root().join("abi-tests/c/use_all.c");
-    let obj = scratch(&format!("matrix-{label}-{compiler}-{}", flags.join("").replace(['=', '-', '+'], "")))
-        .join("use_all.o");
-    let out = Command::new(compiler)
-        .args(flags)
-        .arg(format!("-I{}", workspace_root().join("include").display()))
-        .arg("-isystem")
-        .arg(&interp.include_dir)
+    compile_source("use_all.c", label, Some(interp), compiler, flags)
+}
+
+/// Compiles `abi-tests/c/<file>` with `flags`, the repository's include/ and, when given, the
+/// interpreter's headers as a system include directory.
+fn compile_source(
+    file: &str,
+    label: &str,
+    interp: Option<&Interpreter>,
+    compiler: &str,
+    flags: &[&str],
+) -> Result<(), String> {
+    let src = workspace_root().join("abi-tests/c").join(file);
+    let tag = flags.join("").replace(['=', '-', '+'], "");
+    let obj = scratch(&format!("matrix-{label}-{compiler}-{tag}")).join("out.o");
+    let mut cmd = Command::new(compiler);
+    cmd.args(flags).arg(format!("-I{}", workspace_root().join("include").display()));
+    if let Some(interp) = interp {
+        cmd.arg("-isystem").arg(&interp.include_dir);
+    }
+    let out = cmd
         .arg("-c")
         .arg(&src)
         .arg("-o")
@@ -65,6 +79,29 @@ fn the_header_compiles_strictly_in_every_configuration() {
     );
     assert_eq!(compiled, 3 * 2 * 6 + 2 * 6);
     println!("{compiled} strict configurations compiled");
+}
+
+#[test]
+fn the_loader_header_compiles_strictly_without_python_h() {
+    let mut failures = Vec::new();
+    let mut compiled = 0;
+    for compiler in ["gcc", "clang"] {
+        for std in ["-std=c99", "-std=c11"] {
+            let flags: Vec<&str> = [std].iter().chain(STRICT_C).copied().collect();
+            failures.extend(compile_source("use_loader.c", "loader", None, compiler, &flags).err());
+            compiled += 1;
+        }
+    }
+    for compiler in ["g++", "clang++"] {
+        failures.extend(compile_source("use_loader.c", "loader", None, compiler, STRICT_CXX).err());
+        compiled += 1;
+    }
+    assert!(failures.is_empty(), "{} of {compiled} failed:\n{}", failures.len(), failures.join("\n"));
+    // The proof that no Python.h was reachable: the runtime header, which needs it, fails the
+    // same way.
+    let err = compile_source("use_all.c", "no-python", None, "gcc", &["-std=c11"]).unwrap_err();
+    assert!(err.contains("Python.h: No such file or directory"), "{err}");
+    println!("{compiled} strict configurations of ftshim_loader.h compiled with no Python include path");
 }
 
 #[test]
