@@ -226,8 +226,10 @@ PyAPI_FUNC(void) _PyCriticalSection_BeginSlow(PyCriticalSection *c, PyMutex *m);
  * Locking without an attached thread state (inside Py_BEGIN_ALLOW_THREADS) is allowed.
  *
  * The uncontended paths are inline in this header (one compare-and-swap, the cost of
- * PyMutex_Lock); only contention calls into libftshim. The exported functions of the same names
- * do the whole job for callers that cannot use the header; define FTSHIM_NO_INLINE to make the
+ * PyMutex_Lock). Contention calls CPython's own PyMutex_Lock/PyMutex_Unlock directly when the
+ * module is compiled for 3.13+ without the limited API (no libftshim code involved), and
+ * libftshim otherwise (3.11/3.12, Py_LIMITED_API). The exported functions of the same names do
+ * the whole job for callers that cannot use the header; define FTSHIM_NO_INLINE to make the
  * names below call them, or call them as (ftshim_mutex_lock)(m).
  * ------------------------------------------------------------------------------------------ */
 
@@ -253,6 +255,21 @@ int ftshim_mutex_is_locked(const ftshim_mutex *m);
 #if !defined(FTSHIM_NO_INLINE) && (defined(__GNUC__) || defined(__clang__))
 #  define FTSHIM__LIKELY(x) __builtin_expect(!!(x), 1)
 
+/* The contended paths. CPython 3.13+ (non-limited API): CPython's exported PyMutex_Lock /
+ * PyMutex_Unlock directly (the parenthesised names bypass CPython's inline wrappers, whose fast
+ * path was just tried), so a module built for 3.13+ needs no libftshim code for the mutex at all.
+ * Older versions and the limited API: libftshim's exports. */
+#  if !defined(Py_LIMITED_API) && PY_VERSION_HEX >= 0x030D0000
+#    define FTSHIM__MUTEX_LOCK_SLOW(m) ((PyMutex_Lock)((PyMutex *)(m)), FTSHIM_OK)
+#    define FTSHIM__MUTEX_UNLOCK_SLOW(m)                                                    \
+        ((__atomic_load_n(&(m)->_bits, __ATOMIC_RELAXED) & 1u) == 0                         \
+             ? FTSHIM_ERR_NOT_LOCKED                                                        \
+             : ((PyMutex_Unlock)((PyMutex *)(m)), FTSHIM_OK))
+#  else
+#    define FTSHIM__MUTEX_LOCK_SLOW(m) ftshim_mutex_lock(m)
+#    define FTSHIM__MUTEX_UNLOCK_SLOW(m) ftshim_mutex_unlock(m)
+#  endif
+
 static inline ftshim_status
 ftshim_mutex_lock_inline(ftshim_mutex *m)
 {
@@ -262,7 +279,10 @@ ftshim_mutex_lock_inline(ftshim_mutex *m)
                                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))) {
         return FTSHIM_OK;
     }
-    return ftshim_mutex_lock(m);
+    if (m == NULL) {
+        return FTSHIM_ERR_NULL_ARGUMENT;
+    }
+    return FTSHIM__MUTEX_LOCK_SLOW(m);
 }
 
 static inline ftshim_status
@@ -274,7 +294,10 @@ ftshim_mutex_unlock_inline(ftshim_mutex *m)
                                                     __ATOMIC_RELEASE, __ATOMIC_RELAXED))) {
         return FTSHIM_OK;
     }
-    return ftshim_mutex_unlock(m);
+    if (m == NULL) {
+        return FTSHIM_ERR_NULL_ARGUMENT;
+    }
+    return FTSHIM__MUTEX_UNLOCK_SLOW(m);
 }
 
 static inline ftshim_status

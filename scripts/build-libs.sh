@@ -53,8 +53,14 @@ version_script() {
 }
 
 # ---------------------------------------------------------------- build
-say "cargo build --profile dist -p ftshim -p ftshim-loader"
-"$CARGO" build --quiet --profile dist -p ftshim -p ftshim-loader
+# One crate type per invocation: rustc performs LTO only when it does not also emit an rlib.
+for package in ftshim ftshim-loader; do
+  say "cargo rustc --profile dist -p $package --crate-type staticlib"
+  "$CARGO" rustc --quiet --profile dist -p "$package" --crate-type staticlib
+done
+# Placeholder until the glibc-2.17 link lands: cargo's cdylibs, with their SONAMEs.
+"$CARGO" rustc --quiet --profile dist -p ftshim --crate-type cdylib -- -C link-arg=-Wl,-soname,libftshim.so.1
+"$CARGO" rustc --quiet --profile dist -p ftshim-loader --crate-type cdylib -- -C link-arg=-Wl,-soname,libftshim_loader.so.1
 say "cargo build --release -p ftshim-cli"
 "$CARGO" build --quiet --release -p ftshim-cli
 

@@ -7,8 +7,5 @@ mod abi_version;
 
 fn main() {
     let manifest = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let (major, _) = abi_version::emit(&manifest.join("../include/ftshim.h"), "FTSHIM_ABI_VERSION");
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libftshim.so.{major}");
-    }
+    abi_version::emit(&manifest.join("../include/ftshim.h"), "FTSHIM_ABI_VERSION");
 }

@@ -75,12 +75,18 @@ impl FfiReturn for Snapshot {
 }
 
 /// Prints `why` to stderr and aborts the process. The last resort: only for panics that cannot
-/// be reported through a return value.
+/// be reported through a return value, and for an unwind that escaped `catch_unwind`.
+///
+/// Written with `write(2)` and `abort(3)` directly, not `eprintln!`/`format!`: those can panic
+/// themselves, and anything that can panic here would keep Rust's panic hook and backtrace
+/// symbolizer (≈300 KB) alive in every module that links `libftshim.a` statically.
 pub fn abort_with(why: &str) -> ! {
-    // A closed or broken stderr must not turn into a second panic here.
-    let _ =
-        std::io::Write::write_all(&mut std::io::stderr(), format!("libftshim: fatal: {why}\n").as_bytes());
-    std::process::abort()
+    for part in [&b"libftshim: fatal: "[..], why.as_bytes(), b"\n"] {
+        // SAFETY: writes the bytes of a live slice to fd 2; a closed or broken stderr just fails.
+        let _ = unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+    }
+    // SAFETY: abort(3) has no preconditions and does not return.
+    unsafe { libc::abort() }
 }
 
 /// Aborts the process if dropped during an unwind that escaped `catch_unwind`.

@@ -3,24 +3,29 @@
 //! Neither library links libpython. Both answer these questions the same way, by looking symbols
 //! up in the process's global scope (`dlsym(RTLD_DEFAULT, …)`): `Py_Version` (exported since
 //! 3.11) and the exports only a free-threaded build has.
+//!
+//! The runtime calls [`host`] and [`lookup`], which neither allocate nor panic: libftshim's
+//! reachable code is kept free of both, so that a module linking `libftshim.a` statically does
+//! not also carry Rust's panic and backtrace machinery (abi-tests/tests/sizes.rs holds it to that).
 
-use std::ffi::{CString, c_ulong};
+use std::ffi::{CStr, CString, c_ulong, c_void};
 
 /// Exports that exist only in free-threaded builds; any one of them marks the process as FT.
-pub const FT_ONLY_EXPORTS: &[&str] = &["_Py_DecRefShared", "PyUnstable_Module_SetGIL"];
+pub const FT_ONLY_EXPORTS: &[&CStr] = &[c"_Py_DecRefShared", c"PyUnstable_Module_SetGIL"];
 
-/// The address `name` resolves to in the running process's global scope, if any.
-pub fn global_symbol(name: &str) -> Option<*mut libc::c_void> {
-    let cname = CString::new(name).ok()?;
+/// The address `name` resolves to in the running process's global scope, if any. Does not
+/// allocate.
+pub fn lookup(name: &CStr) -> Option<*mut c_void> {
     // SAFETY: dlsym with RTLD_DEFAULT only searches the already-loaded objects' symbol tables.
     // (A GNU indirect function would have its resolver run, but CPython exports none.)
-    let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, cname.as_ptr()) };
+    let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
     (!addr.is_null()).then_some(addr)
 }
 
-/// True when `name` resolves in the running process's global scope.
+/// True when `name` resolves in the running process's global scope (false for a name with a NUL
+/// byte, which no symbol has). Allocates the C string: for the loader, not the runtime.
 pub fn in_global_scope(name: &str) -> bool {
-    global_symbol(name).is_some()
+    CString::new(name).ok().is_some_and(|c| lookup(&c).is_some())
 }
 
 /// The CPython found in the process.
@@ -40,13 +45,13 @@ impl Host {
 }
 
 /// The CPython in this process (read afresh; callers cache it), or `None` when no CPython 3.11+
-/// is loaded in the global scope.
+/// is loaded in the global scope. Does not allocate.
 pub fn host() -> Option<Host> {
-    let version = global_symbol("Py_Version")?.cast::<c_ulong>();
+    let version = lookup(c"Py_Version")?.cast::<c_ulong>();
     // SAFETY: Py_Version is `const unsigned long Py_Version` in CPython >= 3.11: the address of an
     // immutable, readable value in the loaded libpython (or executable).
     let version_hex = unsafe { version.read() } as u32;
-    let free_threaded = FT_ONLY_EXPORTS.iter().any(|name| in_global_scope(name));
+    let free_threaded = FT_ONLY_EXPORTS.iter().any(|name| lookup(name).is_some());
     Some(Host { version_hex, free_threaded })
 }
 
@@ -58,6 +63,7 @@ mod tests {
     fn a_process_without_python_has_no_host() {
         assert_eq!(host(), None);
         assert!(in_global_scope("malloc"));
+        assert!(lookup(c"malloc").is_some());
         assert!(!in_global_scope("no such symbol"));
         assert!(!in_global_scope("nul\0inside"));
     }

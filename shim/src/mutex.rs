@@ -4,16 +4,14 @@
 //! header inlines the uncontended compare-and-swap; these exports do the whole job for callers
 //! that cannot use the header, and the contended part for everyone:
 //! - CPython 3.13+ (GIL or FT): CPython's own `PyMutex_Lock` / `PyMutex_Unlock`.
-//! - CPython 3.11/3.12, or no Python in the process: libftshim's implementation on the same bits,
-//!   parking_lot's raw-mutex algorithm (bounded spin, then park keyed by the mutex address),
-//!   releasing the GIL while parked so the holder can run Python code.
+//! - CPython 3.11/3.12, or no Python in the process: libftshim's implementation on the same bits
+//!   ([`wait`]): a bounded spin, then the thread sleeps on a futex chosen by the mutex's address,
+//!   with the GIL released so the holder can run Python code.
 
 #![allow(non_camel_case_types)]
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicU8, Ordering::*};
-
-use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN};
 
 use ftshim_boundary::Snapshot;
 
@@ -90,10 +88,6 @@ impl ftshim_mutex {
         self.bits.load(Relaxed) & LOCKED != 0
     }
 
-    fn key(&self) -> usize {
-        self as *const Self as usize
-    }
-
     fn lock_slow(&self, gil: Option<&GilApi>) {
         let mut spins = 0;
         let mut state = self.bits.load(Relaxed);
@@ -117,22 +111,17 @@ impl ftshim_mutex {
                 state = now;
                 continue;
             }
-            // Release the GIL while parked: the holder may need it to finish and unlock.
-            let released = gil.and_then(|g| g.release_if_held().map(|r| (g, r)));
-            // SAFETY: the callbacks neither panic nor call into the parking lot; the key is this
-            // mutex's address, unique while it is in use.
-            unsafe {
-                parking_lot_core::park(
-                    self.key(),
-                    || self.bits.load(Relaxed) == LOCKED | PARKED,
-                    || {},
-                    |_, _| {},
-                    DEFAULT_PARK_TOKEN,
-                    None,
-                );
-            }
-            if let Some((g, r)) = released {
-                g.reacquire(r);
+            // Sleep until an unlock of a mutex in this bucket, unless the mutex changed after
+            // the bucket's sequence was read. The GIL is released meanwhile: the holder may need
+            // it to finish and unlock.
+            let bucket = wait::bucket(self);
+            let seq = bucket.load(SeqCst);
+            if self.bits.load(SeqCst) == LOCKED | PARKED {
+                let released = gil.and_then(|g| g.release_if_held().map(|r| (g, r)));
+                wait::sleep(bucket, seq);
+                if let Some((g, r)) = released {
+                    g.reacquire(r);
+                }
             }
             spins = 0;
             state = self.bits.load(Relaxed);
@@ -140,16 +129,61 @@ impl ftshim_mutex {
     }
 
     fn unlock_slow(&self) {
-        // Only the PARKED bit can be set besides LOCKED; without it, a plain release suffices.
-        if self.bits.compare_exchange(LOCKED, 0, Release, Relaxed).is_ok() {
-            return;
+        // Clears LOCKED and PARKED at once; every thread sleeping in this mutex's bucket is woken
+        // and retries (a woken thread that must sleep again sets PARKED again).
+        if self.bits.swap(0, SeqCst) & PARKED != 0 {
+            wait::wake_all(wait::bucket(self));
         }
-        // SAFETY: the callback does not panic or call into the parking lot; same key as park.
+    }
+}
+
+/// Where libftshim's own mutex sleeps (CPython 3.11/3.12, which have no PyMutex): a fixed table of
+/// futex words, one chosen by hashing the mutex's address. A waiter reads its bucket's sequence
+/// number, re-checks the mutex, and sleeps only while the sequence is unchanged; an unlock that
+/// found waiters bumps the sequence and wakes every sleeper of the bucket, each of which
+/// re-checks its own mutex. So a wake-up is never lost, and a hash collision costs only a
+/// spurious wake-up. No allocation, no thread-local state, nothing that can panic.
+///
+/// Each copy of libftshim has its own table: two statically linked copies must not share one
+/// `ftshim_mutex` on 3.11/3.12 (docs/porting.md).
+mod wait {
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+
+    const BUCKETS: usize = 64;
+    static TABLE: [AtomicU32; BUCKETS] = [const { AtomicU32::new(0) }; BUCKETS];
+
+    /// The bucket of the mutex at `m` (Fibonacci hashing of the address).
+    pub(super) fn bucket<T>(m: &T) -> &'static AtomicU32 {
+        let h = (m as *const T as usize as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58;
+        &TABLE[h as usize % BUCKETS]
+    }
+
+    /// Sleeps while `*bucket == seq` (returns at once if it is not), or spuriously.
+    pub(super) fn sleep(bucket: &AtomicU32, seq: u32) {
+        // SAFETY: FUTEX_WAIT on a live, aligned u32 with a NULL timeout only reads the word; any
+        // result (woken, EAGAIN because the word changed, EINTR) leads the caller to re-check.
         unsafe {
-            parking_lot_core::unpark_one(self.key(), |result| {
-                self.bits.store(if result.have_more_threads { PARKED } else { 0 }, Release);
-                DEFAULT_UNPARK_TOKEN
-            });
+            libc::syscall(
+                libc::SYS_futex,
+                bucket.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                seq,
+                std::ptr::null::<libc::timespec>(),
+            );
+        }
+    }
+
+    /// Bumps the bucket's sequence and wakes every thread sleeping on it.
+    pub(super) fn wake_all(bucket: &AtomicU32) {
+        bucket.fetch_add(1, SeqCst);
+        // SAFETY: FUTEX_WAKE on a live, aligned u32 touches no memory.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                bucket.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                i32::MAX,
+            );
         }
     }
 }

@@ -4,11 +4,19 @@
 //! scope (`ftshim_boundary::process`: `Py_Version`, exported since 3.11, and the FT-only exports),
 //! and keeps the CPython functions it needs as plain function pointers. The result is cached for
 //! the life of the process.
+//!
+//! Nothing reachable from here allocates or can panic (no `OnceCell` with thread parking, no
+//! `CString`): libftshim's code paths stay panic-free, so a module linking `libftshim.a`
+//! statically does not carry Rust's panic and backtrace machinery (abi-tests/tests/sizes.rs).
 
 use std::ffi::{c_int, c_ulong, c_void};
 
+use std::cell::UnsafeCell;
+use std::ffi::CStr;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use ftshim_boundary::process;
-use once_cell::sync::OnceCell;
 
 /// CPython's `PyObject`, opaque: only [`crate::immortal`] reads object memory, through offsets
 /// that the tests check against the real headers.
@@ -124,7 +132,7 @@ pub enum RuntimeError {
     /// A CPython is there but one of the entry points its version must have is missing.
     MissingExport {
         /// The symbol that was looked up.
-        symbol: &'static str,
+        symbol: &'static CStr,
         /// `Py_Version` of the interpreter found.
         version_hex: u32,
     },
@@ -139,7 +147,8 @@ impl std::fmt::Display for RuntimeError {
             ),
             RuntimeError::MissingExport { symbol, version_hex } => write!(
                 f,
-                "CPython {version_hex:#010x} in this process does not export {symbol}, which that version must have"
+                "CPython {version_hex:#010x} in this process does not export {}, which that version must have",
+                symbol.to_string_lossy()
             ),
         }
     }
@@ -147,21 +156,59 @@ impl std::fmt::Display for RuntimeError {
 
 impl std::error::Error for RuntimeError {}
 
-static RUNTIME: OnceCell<Result<Runtime, RuntimeError>> = OnceCell::new();
+/// The resolved runtime, written once. A hand-rolled once-cell: `once_cell`/`std::sync::OnceLock`
+/// park waiting threads through `std::thread`, which can panic, and that would pull the panic
+/// machinery into every static link. Initialisation is a few `dlsym` calls, so a thread that
+/// finds another one initialising just yields until it is done.
+struct Slot(UnsafeCell<MaybeUninit<Result<Runtime, RuntimeError>>>);
+
+// SAFETY: the cell is written exactly once, by the thread that moved STATE from UNINIT to BUSY,
+// before STATE becomes READY (release); it is read only after observing READY (acquire).
+unsafe impl Sync for Slot {}
+
+static SLOT: Slot = Slot(UnsafeCell::new(MaybeUninit::uninit()));
+static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+const UNINIT: u8 = 0;
+const BUSY: u8 = 1;
+const READY: u8 = 2;
 
 /// The running interpreter, resolved on first call. Cheap after that (one acquire load).
 #[inline]
 pub fn get() -> Result<&'static Runtime, &'static RuntimeError> {
-    RUNTIME.get_or_init(resolve).as_ref()
+    if STATE.load(Ordering::Acquire) != READY {
+        init();
+    }
+    // SAFETY: READY was observed (here or in init) with acquire ordering, so SLOT is written and
+    // is never written again.
+    unsafe { (*SLOT.0.get()).assume_init_ref() }.as_ref()
+}
+
+#[cold]
+#[inline(never)]
+fn init() {
+    match STATE.compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Acquire) {
+        Ok(_) => {
+            let resolved = resolve();
+            // SAFETY: this thread won the UNINIT -> BUSY transition, so it is the only writer,
+            // and no reader looks at SLOT before READY is published below.
+            unsafe { (*SLOT.0.get()).write(resolved) };
+            STATE.store(READY, Ordering::Release);
+        }
+        Err(_) => {
+            while STATE.load(Ordering::Acquire) != READY {
+                std::thread::yield_now();
+            }
+        }
+    }
 }
 
 /// Looks up `name` in the global scope as a value of type `T` (a function pointer).
 ///
 /// # Safety
 /// `T` must be the correct, pointer-sized type for the symbol `name`.
-unsafe fn lookup<T: Copy>(name: &str) -> Option<T> {
+unsafe fn lookup<T: Copy>(name: &CStr) -> Option<T> {
     const { assert!(std::mem::size_of::<T>() == std::mem::size_of::<*mut c_void>()) };
-    let addr = process::global_symbol(name)?;
+    let addr = process::lookup(name)?;
     // SAFETY: the caller guarantees T is the symbol's (pointer-sized) type; the address stays
     // valid because libpython is never unloaded while the process runs Python.
     Some(unsafe { std::mem::transmute_copy::<*mut c_void, T>(&addr) })
@@ -183,37 +230,37 @@ fn resolve() -> Result<Runtime, RuntimeError> {
     let at_least_313 = v >= 0x030D_0000;
     let sections = if free_threaded {
         // SAFETY: both candidates are `void (PyCriticalSection *, PyMutex *)`.
-        let begin_mutex = unsafe { lookup("PyCriticalSection_BeginMutex") }
-            .map_or_else(|| Ok(require!(v, "_PyCriticalSection_BeginSlow")), Ok)?;
+        let begin_mutex = unsafe { lookup(c"PyCriticalSection_BeginMutex") }
+            .map_or_else(|| Ok(require!(v, c"_PyCriticalSection_BeginSlow")), Ok)?;
         Some(Sections {
-            begin: require!(v, "PyCriticalSection_Begin"),
-            end: require!(v, "PyCriticalSection_End"),
-            begin2: require!(v, "PyCriticalSection2_Begin"),
-            end2: require!(v, "PyCriticalSection2_End"),
+            begin: require!(v, c"PyCriticalSection_Begin"),
+            end: require!(v, c"PyCriticalSection_End"),
+            begin2: require!(v, c"PyCriticalSection2_Begin"),
+            end2: require!(v, c"PyCriticalSection2_End"),
             begin_mutex,
         })
     } else {
         None
     };
     let pymutex = if at_least_313 {
-        Some(PyMutexApi { lock: require!(v, "PyMutex_Lock"), unlock: require!(v, "PyMutex_Unlock") })
+        Some(PyMutexApi { lock: require!(v, c"PyMutex_Lock"), unlock: require!(v, c"PyMutex_Unlock") })
     } else {
         None
     };
     let gil = if !at_least_313 {
         Some(GilApi {
-            this_thread_state: require!(v, "PyGILState_GetThisThreadState"),
-            current_holder: require!(v, "_PyThreadState_UncheckedGet"),
-            save_thread: require!(v, "PyEval_SaveThread"),
-            restore_thread: require!(v, "PyEval_RestoreThread"),
+            this_thread_state: require!(v, c"PyGILState_GetThisThreadState"),
+            current_holder: require!(v, c"_PyThreadState_UncheckedGet"),
+            save_thread: require!(v, c"PyEval_SaveThread"),
+            restore_thread: require!(v, c"PyEval_RestoreThread"),
         })
     } else {
         None
     };
     let object = ObjectApi {
-        gc_is_tracked: require!(v, "PyObject_GC_IsTracked"),
-        gc_untrack: require!(v, "PyObject_GC_UnTrack"),
-        type_get_flags: require!(v, "PyType_GetFlags"),
+        gc_is_tracked: require!(v, c"PyObject_GC_IsTracked"),
+        gc_untrack: require!(v, c"PyObject_GC_UnTrack"),
+        type_get_flags: require!(v, c"PyType_GetFlags"),
     };
     Ok(Runtime { version_hex: v, free_threaded, sections, pymutex, gil, object })
 }
