@@ -6,7 +6,7 @@ SHELL := bash
 CARGO ?= cargo
 export FTSHIM_INTERPRETERS ?= $(CURDIR)/target/ftshim-interpreters.env
 
-.PHONY: all setup build run test lint bench clean
+.PHONY: all setup build run test lint bench clean abi-baseline
 
 all: build
 
@@ -44,3 +44,8 @@ bench: setup build
 
 clean:
 	$(CARGO) clean
+
+# Rewrite the libabigail ABI baselines (abi-tests/abi/*.abi) from today's build: only when a
+# release is cut (tests/abi_check.rs fails on any other ABI change).
+abi-baseline: setup
+	bash scripts/abi-baseline.sh

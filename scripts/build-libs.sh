@@ -21,7 +21,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CARGO=${CARGO:-cargo}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PREFIX=$TARGET_DIR/ftshim
-PROFILE_DIR=$TARGET_DIR/dist   # cargo's output for the dist profile
+PROFILE_DIR=$TARGET_DIR/dist   # cargo's output for the dist profile (Cargo.toml)
 WORK=$TARGET_DIR/ftshim-build
 say() { printf 'build-libs: %s\n' "$*" >&2; }
 die() { printf 'build-libs: error: %s\n' "$*" >&2; exit 1; }
@@ -52,36 +52,67 @@ version_script() {
     }' "$1"
 }
 
+# ---------------------------------------------------------------- toolchain
+CACHE=${FTSHIM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ftshim}
+ZIG_PYTHON=$CACHE/zig-0.17.1/bin/python
+[ -x "$ZIG_PYTHON" ] || die "no zig at $ZIG_PYTHON: run \`make setup\` (scripts/setup.sh installs it)"
+case "$(uname -m)" in
+  x86_64) ZIG_TARGET=x86_64-linux-gnu.2.17 ;;
+  aarch64) ZIG_TARGET=aarch64-linux-gnu.2.17 ;;
+  *) die "no glibc 2.17 target known for $(uname -m)" ;;
+esac
+
 # ---------------------------------------------------------------- build
 # One crate type per invocation: rustc performs LTO only when it does not also emit an rlib.
+# Paths are remapped so the debug info, the build-id and the ABI baseline (abidw) do not depend on
+# where the checkout or the cargo registry lives.
+export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$ROOT=/ftshim --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+mkdir -p "$PREFIX/include" "$PREFIX/lib" "$PREFIX/bin" "$WORK"
 for package in ftshim ftshim-loader; do
   say "cargo rustc --profile dist -p $package --crate-type staticlib"
-  "$CARGO" rustc --quiet --profile dist -p "$package" --crate-type staticlib
+  "$CARGO" rustc --quiet --profile dist -p "$package" --crate-type staticlib -- --print native-static-libs \
+    2>"$WORK/$package.rustc.log" || { cat "$WORK/$package.rustc.log" >&2; die "building $package failed"; }
 done
-# Placeholder until the glibc-2.17 link lands: cargo's cdylibs, with their SONAMEs.
-"$CARGO" rustc --quiet --profile dist -p ftshim --crate-type cdylib -- -C link-arg=-Wl,-soname,libftshim.so.1
-"$CARGO" rustc --quiet --profile dist -p ftshim-loader --crate-type cdylib -- -C link-arg=-Wl,-soname,libftshim_loader.so.1
+unset RUSTFLAGS
 say "cargo build --release -p ftshim-cli"
 "$CARGO" build --quiet --release -p ftshim-cli
 
-mkdir -p "$PREFIX/include" "$PREFIX/lib" "$PREFIX/bin" "$WORK"
 install -m 0644 include/ftshim.h include/ftshim_status.h include/ftshim_loader.h "$PREFIX/include/"
 
-# link_shared NAME NODE_PREFIX: $PREFIX/lib/NAME.so.<major> (+ NAME.so link) and NAME.a.
+# link_shared PACKAGE NAME NODE_PREFIX: $PREFIX/lib/NAME.so.<major> (+ NAME.so link) and NAME.a.
+#
+# zig cc links the LTO'd archive for glibc 2.17 (its own glibc stubs of that version, and its
+# static LLVM libunwind where rustc asks for libgcc_s). `-u SYM` pulls each export in (a version
+# script alone does not pull archive members), --gc-sections drops the rest, `-z defs` makes any
+# unresolved symbol a link error. The unstripped link is kept in $WORK for abidw; what ships is
+# stripped by binutils afterwards (a strip flag to zig would make it rebuild its runtime).
 link_shared() {
-  local name=$1 node=$2 major soname
+  local package=$1 name=$2 node=$3 major soname native sym
   local manifest=abi-tests/manifest/$name.txt map=$WORK/$name.map
   version_script "$manifest" "$node" >"$map"
   major=$(awk '!/^#/ && NF { split($2, v, "."); print v[1]; exit }' "$manifest")
   soname=$name.so.$major
-  # Placeholder until the glibc-2.17 link lands: cargo's cdylib (already carries the SONAME).
-  install -m 0755 "$PROFILE_DIR/$name.so" "$PREFIX/lib/$soname"
+  native=$(sed -n 's/^note: native-static-libs: //p' "$WORK/$package.rustc.log" | tail -1)
+  [ -n "$native" ] || die "rustc printed no native-static-libs for $package (see $WORK/$package.rustc.log)"
+  native=${native//-lgcc_s/-lunwind}
+  local undefs=()
+  while read -r sym; do undefs+=("-Wl,-u,$sym"); done < <(awk '!/^#/ && NF { print $1 }' "$manifest")
+  # shellcheck disable=SC2086 # $native is a list of -l flags
+  (cd "$WORK" && ZIG_GLOBAL_CACHE_DIR="$WORK/zig-cache" ZIG_LOCAL_CACHE_DIR="$WORK/zig-cache" \
+    "$ZIG_PYTHON" -m ziglang cc -target "$ZIG_TARGET" -shared -fno-sanitize=undefined \
+      -Wl,--gc-sections -Wl,-z,defs -Wl,--build-id=sha1 \
+      -Wl,-soname,"$soname" -Wl,--version-script="$map" "${undefs[@]}" \
+      -o "$WORK/$soname.debug" "$PROFILE_DIR/$name.a" $native) >"$WORK/$name.link.log" 2>&1 ||
+    { cat "$WORK/$name.link.log" >&2; die "linking $soname failed"; }
+  strip -o "$PREFIX/lib/$soname.tmp" "$WORK/$soname.debug"
+  mv -f "$PREFIX/lib/$soname.tmp" "$PREFIX/lib/$soname"
   ln -sfn "$soname" "$PREFIX/lib/$name.so"
-  install -m 0644 "$PROFILE_DIR/$name.a" "$PREFIX/lib/$name.a"
-  say "$PREFIX/lib/$soname: $(stat -c %s "$PREFIX/lib/$soname") bytes"
+  strip --strip-debug -o "$PREFIX/lib/$name.a.tmp" "$PROFILE_DIR/$name.a" 2>/dev/null
+  mv -f "$PREFIX/lib/$name.a.tmp" "$PREFIX/lib/$name.a"
+  say "$PREFIX/lib/$soname: $(stat -c %s "$PREFIX/lib/$soname") bytes; $name.a: $(stat -c %s "$PREFIX/lib/$name.a") bytes"
 }
 
-link_shared libftshim FTSHIM
-link_shared libftshim_loader FTSHIM_LOADER
+link_shared ftshim libftshim FTSHIM
+link_shared ftshim-loader libftshim_loader FTSHIM_LOADER
 install -m 0755 "$TARGET_DIR/release/ftshim" "$PREFIX/bin/ftshim"
 say "staged in $PREFIX"

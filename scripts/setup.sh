@@ -5,6 +5,8 @@
 #                        (or FTSHIM_PYTHON=/path/to/python3.13t, after the same checks)
 #   GIL 3.13             pyenv's 3.13 when the machine has one, else built from the same source
 #   GIL 3.11             the machine's python3.11
+#   zig (PyPI ziglang)   the linker for the shipped libraries' glibc 2.17 baseline, in a private
+#                        venv under the cache (scripts/build-libs.sh uses it)
 #
 # Everything is cached under ${XDG_CACHE_HOME:-$HOME/.cache}/ftshim/ (override: FTSHIM_CACHE).
 # The result is recorded in one file the tests read: $FTSHIM_INTERPRETERS
@@ -24,7 +26,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 APT_PACKAGES=(build-essential pkg-config xz-utils dpkg-dev libssl-dev libffi-dev zlib1g-dev
   libbz2-dev liblzma-dev libsqlite3-dev libreadline-dev uuid-dev libgdbm-dev libncurses-dev
-  libclang-dev clang valgrind)
+  libclang-dev clang valgrind abigail-tools)
+ZIGLANG_VERSION=0.17.1
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -175,6 +178,22 @@ build_cpython() {
   printf '%s\n' "$exe"
 }
 
+# ---------------------------------------------------------------- zig
+# A private venv holding PyPI's ziglang (the zig toolchain as a wheel, what maturin uses for
+# manylinux builds): scripts/build-libs.sh links the shipped libraries with `zig cc -target
+# x86_64-linux-gnu.2.17`. Verified by its version; a broken venv is rebuilt.
+ensure_zig() {
+  local venv="$CACHE/zig-$ZIGLANG_VERSION"
+  if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -m ziglang version 2>/dev/null)" = "$ZIGLANG_VERSION" ]; then
+    return 0
+  fi
+  say "installing zig $ZIGLANG_VERSION (PyPI ziglang) into $venv"
+  rm -rf "$venv"
+  { "$1" -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check "ziglang==$ZIGLANG_VERSION"; } \
+    >"$CACHE/zig-install.log" 2>&1 || { tail -20 "$CACHE/zig-install.log" >&2; rm -rf "$venv"; die "installing ziglang failed (log: $CACHE/zig-install.log)"; }
+  [ "$("$venv/bin/python" -m ziglang version 2>/dev/null)" = "$ZIGLANG_VERSION" ] || { rm -rf "$venv"; die "zig $ZIGLANG_VERSION does not run from $venv"; }
+}
+
 # ---------------------------------------------------------------- main
 ensure_packages
 
@@ -197,6 +216,7 @@ if command -v python3.11 >/dev/null 2>&1; then
   PY311=$(python3.11 -c 'import sys; print(sys.executable)' 2>/dev/null || true)
 fi
 [ -n "$PY311" ] || die "no python3.11 on PATH (the machine's own interpreter is the third target)"
+ensure_zig "$PY311"
 
 ft_info=$(check_interp "$FT" 1 3.13) || die "$FT failed verification"
 gil_info=$(check_interp "$GIL313" 0 3.13) || die "$GIL313 failed verification"
@@ -214,4 +234,5 @@ mv "$tmp" "$RECORD"
 say "free-threaded: $FT ($ft_info)"
 say "GIL 3.13:      $GIL313 ($gil_info)"
 say "GIL 3.11:      $PY311 ($py311_info)"
+say "zig:           $CACHE/zig-$ZIGLANG_VERSION ($("$CACHE/zig-$ZIGLANG_VERSION/bin/python" -m ziglang version))"
 say "recorded in $RECORD"
