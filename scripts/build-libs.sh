@@ -79,7 +79,8 @@ say "cargo build --release -p ftshim-cli"
 
 install -m 0644 include/ftshim.h include/ftshim_status.h include/ftshim_loader.h "$PREFIX/include/"
 
-# link_shared PACKAGE NAME NODE_PREFIX: $PREFIX/lib/NAME.so.<major> (+ NAME.so link) and NAME.a.
+# link_shared PACKAGE NAME NODE_PREFIX HEADER: $PREFIX/lib/NAME.so.<major> (+ NAME.so link) and
+# NAME.a; <major> is <NODE_PREFIX>_ABI_VERSION_MAJOR in HEADER, the one place it is written.
 #
 # zig cc links the LTO'd archive for glibc 2.17 (its own glibc stubs of that version, and its
 # static LLVM libunwind where rustc asks for libgcc_s). `-u SYM` pulls each export in (a version
@@ -87,10 +88,11 @@ install -m 0644 include/ftshim.h include/ftshim_status.h include/ftshim_loader.h
 # unresolved symbol a link error. The unstripped link is kept in $WORK for abidw; what ships is
 # stripped by binutils afterwards (a strip flag to zig would make it rebuild its runtime).
 link_shared() {
-  local package=$1 name=$2 node=$3 major soname native sym
+  local package=$1 name=$2 node=$3 header=$4 major soname native sym
   local manifest=abi-tests/manifest/$name.txt map=$WORK/$name.map
   version_script "$manifest" "$node" >"$map"
-  major=$(awk '!/^#/ && NF { split($2, v, "."); print v[1]; exit }' "$manifest")
+  major=$(awk -v m="${node}_ABI_VERSION_MAJOR" '$1 == "#define" && $2 == m { print $3; exit }' "$header")
+  [[ $major =~ ^[0-9]+$ ]] || die "$header has no numeric ${node}_ABI_VERSION_MAJOR"
   soname=$name.so.$major
   native=$(sed -n 's/^note: native-static-libs: //p' "$WORK/$package.rustc.log" | tail -1)
   [ -n "$native" ] || die "rustc printed no native-static-libs for $package (see $WORK/$package.rustc.log)"
@@ -112,7 +114,7 @@ link_shared() {
   say "$PREFIX/lib/$soname: $(stat -c %s "$PREFIX/lib/$soname") bytes; $name.a: $(stat -c %s "$PREFIX/lib/$name.a") bytes"
 }
 
-link_shared ftshim libftshim FTSHIM
-link_shared ftshim-loader libftshim_loader FTSHIM_LOADER
+link_shared ftshim libftshim FTSHIM include/ftshim.h
+link_shared ftshim-loader libftshim_loader FTSHIM_LOADER include/ftshim_loader.h
 install -m 0755 "$TARGET_DIR/release/ftshim" "$PREFIX/bin/ftshim"
 say "staged in $PREFIX"
