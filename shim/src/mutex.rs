@@ -39,11 +39,20 @@ impl ftshim_mutex {
         self.bits.as_ptr()
     }
 
-    /// Locks, waiting as documented in the header.
-    pub fn lock(&self) {
+    /// Locks, waiting as documented in the header. The uncontended path is one compare-and-swap;
+    /// everything else is out of line, so the exported function's fast path needs no stack frame.
+    #[inline(always)]
+    pub fn lock(&self) -> ftshim_status {
         if self.bits.compare_exchange(0, LOCKED, Acquire, Relaxed).is_ok() {
-            return;
+            return FTSHIM_OK;
         }
+        self.lock_contended()
+    }
+
+    /// Returns `FTSHIM_OK` (it cannot fail), so that [`Self::lock`]'s slow path is a tail call.
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self) -> ftshim_status {
         match runtime::get() {
             Ok(rt) => match rt.pymutex {
                 // SAFETY: the byte has PyMutex's layout and stays put while used (caller's contract).
@@ -52,13 +61,21 @@ impl ftshim_mutex {
             },
             Err(_) => self.lock_slow(None),
         }
+        FTSHIM_OK
     }
 
     /// Unlocks; `FTSHIM_ERR_NOT_LOCKED` (nothing changed) when it was not locked.
+    #[inline(always)]
     pub fn unlock(&self) -> ftshim_status {
         if self.bits.compare_exchange(LOCKED, 0, Release, Relaxed).is_ok() {
             return FTSHIM_OK;
         }
+        self.unlock_contended()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unlock_contended(&self) -> ftshim_status {
         if self.bits.load(Relaxed) & LOCKED == 0 {
             return FTSHIM_ERR_NOT_LOCKED;
         }
@@ -197,8 +214,7 @@ impl Default for ftshim_mutex {
 ftshim_boundary::export! {
     /// `ftshim_mutex_lock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_lock(m: *mut ftshim_mutex) -> ftshim_status {
-        ftshim_boundary::try_ref!(m).lock();
-        FTSHIM_OK
+        ftshim_boundary::try_ref!(m).lock()
     }
 
     /// `ftshim_mutex_unlock` — see include/ftshim.h.
