@@ -256,15 +256,21 @@ int ftshim_mutex_is_locked(const ftshim_mutex *m);
 #  define FTSHIM__LIKELY(x) __builtin_expect(!!(x), 1)
 
 /* The contended paths. CPython 3.13+ (non-limited API): CPython's exported PyMutex_Lock /
- * PyMutex_Unlock directly (the parenthesised names bypass CPython's inline wrappers, whose fast
- * path was just tried), so a module built for 3.13+ needs no libftshim code for the mutex at all.
- * Older versions and the limited API: libftshim's exports. */
+ * PyMutex_Unlock, called directly, so a module built for 3.13+ needs no libftshim code for the
+ * mutex at all. CPython's headers define PyMutex_Lock as an object-like macro for an inline
+ * wrapper whose fast path the caller has just tried, so the exported functions are declared here
+ * under ftshim's own names bound to CPython's symbols (asm labels). Older versions and the
+ * limited API: libftshim's exports. */
 #  if !defined(Py_LIMITED_API) && PY_VERSION_HEX >= 0x030D0000
-#    define FTSHIM__MUTEX_LOCK_SLOW(m) ((PyMutex_Lock)((PyMutex *)(m)), FTSHIM_OK)
+#    define FTSHIM__STR2(x) #x
+#    define FTSHIM__STR(x) FTSHIM__STR2(x)
+PyAPI_FUNC(void) ftshim__PyMutex_Lock(PyMutex *m) __asm__(FTSHIM__STR(__USER_LABEL_PREFIX__) "PyMutex_Lock");
+PyAPI_FUNC(void) ftshim__PyMutex_Unlock(PyMutex *m) __asm__(FTSHIM__STR(__USER_LABEL_PREFIX__) "PyMutex_Unlock");
+#    define FTSHIM__MUTEX_LOCK_SLOW(m) (ftshim__PyMutex_Lock((PyMutex *)(m)), FTSHIM_OK)
 #    define FTSHIM__MUTEX_UNLOCK_SLOW(m)                                                    \
         ((__atomic_load_n(&(m)->_bits, __ATOMIC_RELAXED) & 1u) == 0                         \
              ? FTSHIM_ERR_NOT_LOCKED                                                        \
-             : ((PyMutex_Unlock)((PyMutex *)(m)), FTSHIM_OK))
+             : (ftshim__PyMutex_Unlock((PyMutex *)(m)), FTSHIM_OK))
 #  else
 #    define FTSHIM__MUTEX_LOCK_SLOW(m) ftshim_mutex_lock(m)
 #    define FTSHIM__MUTEX_UNLOCK_SLOW(m) ftshim_mutex_unlock(m)
