@@ -34,7 +34,7 @@ extern "C" {
 /* The ABI version this header describes. The single source of truth: libftshim's build reads
  * these two lines, and a test checks every other copy against them. */
 #define FTSHIM_ABI_VERSION_MAJOR 1
-#define FTSHIM_ABI_VERSION_MINOR 0
+#define FTSHIM_ABI_VERSION_MINOR 1
 
 /* Both parts in one number: (MAJOR << 16) | MINOR. */
 #define FTSHIM_ABI_VERSION \
@@ -145,6 +145,17 @@ ftshim_status ftshim_critical_section2_begin(ftshim_critical_section *cs, PyObje
  * for each mutex. Statuses: as ftshim_critical_section_begin. */
 ftshim_status ftshim_critical_section_begin_mutex(ftshim_critical_section *cs, ftshim_mutex *m);
 
+/* ABI 1.1. Begins a critical section on two ftshim_mutexes (state guarded by two mutexes, such as
+ * a transfer between two tables). FT 3.14+: CPython's PyCriticalSection2_BeginMutex. FT 3.13
+ * (which has no public form): the same operation from CPython's exported slow paths, as 3.14
+ * builds it: `m1 == m2` locks once (_PyCriticalSection_BeginSlow), otherwise the lower address is
+ * locked first (_PyCriticalSection2_BeginSlow), so two threads taking the same pair in opposite
+ * orders cannot deadlock, and the section is suspended while the thread blocks like any other.
+ * GIL builds: locks nothing (as ftshim_critical_section_begin_mutex). End it with
+ * ftshim_critical_section_end. Statuses: as ftshim_critical_section_begin (any of cs, m1, m2
+ * NULL gives FTSHIM_ERR_NULL_ARGUMENT). */
+ftshim_status ftshim_critical_section2_begin_mutex(ftshim_critical_section *cs, ftshim_mutex *m1, ftshim_mutex *m2);
+
 /* Ends the section of any kind begun on `cs`. Statuses: FTSHIM_OK; FTSHIM_ERR_NULL_ARGUMENT
  * (cs NULL); FTSHIM_ERR_NOT_ACTIVE (cs holds no active section: nothing released). */
 ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
@@ -158,6 +169,10 @@ ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
  *     FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(&table->mutex);
  *     ...
  *     FTSHIM_END_CRITICAL_SECTION_MUTEX();
+ *
+ *     FTSHIM_BEGIN_CRITICAL_SECTION2_MUTEX(&from->mutex, &to->mutex);     (ABI 1.1)
+ *     ...
+ *     FTSHIM_END_CRITICAL_SECTION2_MUTEX();
  *
  * Each BEGIN opens a C block that its END closes, so they pair up in one scope. */
 #if defined(Py_LIMITED_API)
@@ -178,6 +193,9 @@ ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
 #  define FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(m) \
     FTSHIM__BEGIN_WITH(ftshim_critical_section_begin_mutex(&_ftshim_cs, (m)))
 #  define FTSHIM_END_CRITICAL_SECTION_MUTEX() FTSHIM__END()
+#  define FTSHIM_BEGIN_CRITICAL_SECTION2_MUTEX(m1, m2) \
+    FTSHIM__BEGIN_WITH(ftshim_critical_section2_begin_mutex(&_ftshim_cs, (m1), (m2)))
+#  define FTSHIM_END_CRITICAL_SECTION2_MUTEX() FTSHIM__END()
 #elif !defined(Py_GIL_DISABLED)
 /* GIL builds (3.11+): sections are no-ops, as on every GIL build. The arguments are still
  * evaluated (CPython 3.13's bare `{` would leave a parameter used only here unused). */
@@ -187,6 +205,8 @@ ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
 #  define FTSHIM_END_CRITICAL_SECTION2() }
 #  define FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(m) { (void)(m);
 #  define FTSHIM_END_CRITICAL_SECTION_MUTEX() }
+#  define FTSHIM_BEGIN_CRITICAL_SECTION2_MUTEX(m1, m2) { (void)(m1); (void)(m2);
+#  define FTSHIM_END_CRITICAL_SECTION2_MUTEX() }
 #else
 /* Free-threaded CPython 3.13+: CPython's own sections. */
 #  define FTSHIM_BEGIN_CRITICAL_SECTION(op) Py_BEGIN_CRITICAL_SECTION(op)
@@ -207,6 +227,35 @@ PyAPI_FUNC(void) _PyCriticalSection_BeginSlow(PyCriticalSection *c, PyMutex *m);
         _PyCriticalSection_BeginSlow(&_ftshim_cs, (PyMutex *)(m))
 #    define FTSHIM_END_CRITICAL_SECTION_MUTEX() \
         PyCriticalSection_End(&_ftshim_cs);     \
+    }
+#  endif
+#  if defined(Py_BEGIN_CRITICAL_SECTION2_MUTEX)
+#    define FTSHIM_BEGIN_CRITICAL_SECTION2_MUTEX(m1, m2) \
+        Py_BEGIN_CRITICAL_SECTION2_MUTEX((PyMutex *)(m1), (PyMutex *)(m2))
+#    define FTSHIM_END_CRITICAL_SECTION2_MUTEX() Py_END_CRITICAL_SECTION2()
+#  else
+/* 3.13t: what 3.14's PyCriticalSection2_BeginMutex does, from the two exported slow paths
+ * (declared as CPython 3.13's internal header declares them). */
+PyAPI_FUNC(void) _PyCriticalSection2_BeginSlow(PyCriticalSection2 *c, PyMutex *m1, PyMutex *m2,
+                                               int is_m1_locked);
+static inline void
+ftshim__critical_section2_begin_mutex(PyCriticalSection2 *c, PyMutex *m1, PyMutex *m2)
+{
+    if (m1 == m2) {
+        c->_cs_mutex2 = NULL;
+        _PyCriticalSection_BeginSlow(&c->_cs_base, m1);
+    } else if ((uintptr_t)m2 < (uintptr_t)m1) {
+        _PyCriticalSection2_BeginSlow(c, m2, m1, 0);
+    } else {
+        _PyCriticalSection2_BeginSlow(c, m1, m2, 0);
+    }
+}
+#    define FTSHIM_BEGIN_CRITICAL_SECTION2_MUTEX(m1, m2)                                       \
+    {                                                                                         \
+        PyCriticalSection2 _ftshim_cs2;                                                       \
+        ftshim__critical_section2_begin_mutex(&_ftshim_cs2, (PyMutex *)(m1), (PyMutex *)(m2))
+#    define FTSHIM_END_CRITICAL_SECTION2_MUTEX() \
+        PyCriticalSection2_End(&_ftshim_cs2);    \
     }
 #  endif
 #endif
@@ -235,6 +284,11 @@ PyAPI_FUNC(void) _PyCriticalSection_BeginSlow(PyCriticalSection *c, PyMutex *m);
 
 /* Static initialiser: `static ftshim_mutex m = FTSHIM_MUTEX_INIT;` (zeroed memory is the same). */
 #define FTSHIM_MUTEX_INIT {0}
+
+/* ABI 1.1. Initialises `m` to unlocked, for memory that is not zeroed (objects from
+ * PyObject_New, malloc). Only on a mutex no thread is using or waiting for. Statuses: FTSHIM_OK;
+ * FTSHIM_ERR_NULL_ARGUMENT. */
+ftshim_status ftshim_mutex_init(ftshim_mutex *m);
 
 /* Locks `m`, waiting as described above. Statuses: FTSHIM_OK; FTSHIM_ERR_NULL_ARGUMENT. */
 ftshim_status ftshim_mutex_lock(ftshim_mutex *m);
@@ -328,10 +382,72 @@ ftshim_mutex_is_locked_inline(const ftshim_mutex *m)
     return m != NULL && (__atomic_load_n(&m->_bits, __ATOMIC_RELAXED) & 1u) != 0;
 }
 
+static inline ftshim_status
+ftshim_mutex_init_inline(ftshim_mutex *m)
+{
+    if (m == NULL) {
+        return FTSHIM_ERR_NULL_ARGUMENT;
+    }
+    __atomic_store_n(&m->_bits, (uint8_t)0, __ATOMIC_RELEASE);
+    return FTSHIM_OK;
+}
+
 #  define ftshim_mutex_lock(m) ftshim_mutex_lock_inline(m)
 #  define ftshim_mutex_unlock(m) ftshim_mutex_unlock_inline(m)
 #  define ftshim_mutex_trylock(m) ftshim_mutex_trylock_inline(m)
 #  define ftshim_mutex_is_locked(m) ftshim_mutex_is_locked_inline(m)
+#  define ftshim_mutex_init(m) ftshim_mutex_init_inline(m)
+#endif
+
+/* ------------------------------------------------------------------------------------------
+ * Declaring GIL freedom (ABI 1.1)
+ *
+ * A free-threaded CPython re-enables the GIL for the whole process (with a RuntimeWarning) when
+ * it imports an extension module that does not declare it can run without the GIL. Declare it
+ * once per module, the same way on every build:
+ *
+ *   multi-phase init (PyModuleDef_Init):     static PyModuleDef_Slot slots[] = {
+ *                                                {Py_mod_exec, (void *)my_exec},
+ *                                                FTSHIM_MOD_GIL_NOT_USED_SLOT
+ *                                                {0, NULL}};
+ *   single-phase init (PyModule_Create):     m = PyModule_Create(&def);
+ *                                            if (m == NULL ||
+ *                                                ftshim_module_set_gil_not_used(m) != FTSHIM_OK) ...
+ * ------------------------------------------------------------------------------------------ */
+
+/* A slot-array entry `{Py_mod_gil, Py_MOD_GIL_NOT_USED},` where the headers have Py_mod_gil
+ * (3.13+; GIL builds accept and ignore it), and nothing elsewhere (3.11, 3.12, older limited API
+ * targets). Note the trailing comma is part of the expansion. */
+#if defined(Py_mod_gil)
+#  define FTSHIM_MOD_GIL_NOT_USED_SLOT {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#else
+#  define FTSHIM_MOD_GIL_NOT_USED_SLOT
+#endif
+
+/* Declares that the single-phase module `module` (from PyModule_Create) does not need the GIL.
+ * FT: CPython's PyUnstable_Module_SetGIL(module, Py_MOD_GIL_NOT_USED). GIL builds: nothing to
+ * declare. Needs an attached thread state. Statuses: FTSHIM_OK; FTSHIM_ERR_NULL_ARGUMENT;
+ * FTSHIM_ERR_INVALID_ARGUMENT (FT: `module` is not a module object; CPython has set a Python
+ * exception); FTSHIM_ERR_NO_RUNTIME (function form only). Compiled without the limited API the
+ * header does this inline (no libftshim call); define FTSHIM_NO_INLINE or call
+ * (ftshim_module_set_gil_not_used)(m) for the export. */
+ftshim_status ftshim_module_set_gil_not_used(PyObject *module);
+
+#if !defined(FTSHIM_NO_INLINE) && !defined(Py_LIMITED_API)
+static inline ftshim_status
+ftshim_module_set_gil_not_used_inline(PyObject *module)
+{
+    if (module == NULL) {
+        return FTSHIM_ERR_NULL_ARGUMENT;
+    }
+#  if defined(Py_GIL_DISABLED)
+    return PyUnstable_Module_SetGIL(module, Py_MOD_GIL_NOT_USED) == 0 ? FTSHIM_OK
+                                                                       : FTSHIM_ERR_INVALID_ARGUMENT;
+#  else
+    return FTSHIM_OK;
+#  endif
+}
+#  define ftshim_module_set_gil_not_used(m) ftshim_module_set_gil_not_used_inline(m)
 #endif
 
 /* ------------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ const KINDS: &[&str] = &[
     "mutex_fn",
     "mutex_section",
     "mutex_section_fn",
+    "section2_mutex",
+    "section2_mutex_fn",
 ];
 
 /// Builds `modules` for `interp` into a fresh scratch dir and returns it (the PYTHONPATH), with
@@ -186,6 +188,29 @@ fn statuses_for_null_arguments_and_misuse() {
             ("mutex_is_locked_null", ftshim_status(0)),
             ("set_immortal_null", FTSHIM_ERR_NULL_ARGUMENT),
             ("is_immortal_null", FTSHIM_ERR_NULL_ARGUMENT),
+            ("cs2_begin_mutex_null", FTSHIM_ERR_NULL_ARGUMENT),
+            ("cs2_begin_mutex_null_first", FTSHIM_ERR_NULL_ARGUMENT),
+            ("cs2_mutex_same_begin", FTSHIM_OK),
+            // One lock for the same mutex twice; on a GIL build mutex sections lock nothing.
+            ("cs2_mutex_same_locked", ftshim_status(i32::from(interp.free_threaded))),
+            ("cs2_mutex_same_end", FTSHIM_OK),
+            ("cs2_mutex_same_unlocked", ftshim_status(0)),
+            ("mutex_init_null", FTSHIM_ERR_NULL_ARGUMENT),
+            ("mutex_init_null_fn", FTSHIM_ERR_NULL_ARGUMENT),
+            ("mutex_init_held", FTSHIM_OK),
+            ("mutex_init_held_fn", FTSHIM_OK),
+            ("mutex_init_leaves_unlocked", ftshim_status(0)),
+            ("set_gil_null", FTSHIM_ERR_NULL_ARGUMENT),
+            ("set_gil_null_fn", FTSHIM_ERR_NULL_ARGUMENT),
+            // FT: CPython refuses a non-module; a GIL build has nothing to declare.
+            (
+                "set_gil_not_a_module",
+                if interp.free_threaded { FTSHIM_ERR_INVALID_ARGUMENT } else { FTSHIM_OK },
+            ),
+            (
+                "set_gil_not_a_module_fn",
+                if interp.free_threaded { FTSHIM_ERR_INVALID_ARGUMENT } else { FTSHIM_OK },
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_string()))
@@ -277,5 +302,39 @@ fn sections_are_released_while_their_thread_blocks_and_a_plain_mutex_is_not() {
             assert_eq!(out[&format!("{way}.n")], "1000", "{label} {way}");
         }
         assert_eq!(out["gil_enabled"], gil_expected(interp));
+    });
+}
+
+/// A single-phase module declares GIL freedom with `ftshim_module_set_gil_not_used` on every
+/// build (inline form and function form); without it, free-threaded CPython re-enables the GIL.
+#[test]
+fn a_single_phase_module_keeps_the_gil_off_with_one_call() {
+    let src = workspace_root().join("extensions/single/single.c");
+    let probe = "import sys, warnings\nwarnings.simplefilter('error')\nbefore = sys._is_gil_enabled() if hasattr(sys, '_is_gil_enabled') else True\ntry:\n    import single\n    print('add', single.add(2, 3))\nexcept RuntimeWarning as w:\n    print('warning', w)\nprint('gil', before, sys._is_gil_enabled() if hasattr(sys, '_is_gil_enabled') else True)\n";
+    each_interpreter(|label, interp| {
+        for (variant, define) in [
+            ("inline", None),
+            ("function", Some("FTSHIM_NO_INLINE")),
+            ("control", Some("SINGLE_NO_DECLARATION")),
+        ] {
+            let dir = scratch(&format!("single-{variant}-{label}"));
+            let wrapper = dir.join("single_src.c");
+            let mut text = String::new();
+            if let Some(d) = define {
+                text.push_str(&format!("#define {d} 1\n"));
+            }
+            text.push_str(&format!("#include \"{}\"\n", src.display()));
+            std::fs::write(&wrapper, text).unwrap();
+            ftshim_abi_tests::build_module(&wrapper, "single", interp, &dir, &BuildOptions::default());
+            let out = run_python(interp, &dir, &["-c", probe]);
+            assert!(out.status.success(), "{label} {variant}: {}", String::from_utf8_lossy(&out.stderr));
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let expected = match (interp.free_threaded, variant) {
+                (true, "control") => "warning The global interpreter lock (GIL) has been enabled to load module 'single', which has not declared that it can run safely without the GIL. To override this behavior and keep the GIL disabled (at your own risk), run with PYTHON_GIL=0 or -Xgil=0.\ngil False True\n".to_owned(),
+                (true, _) => "add 5\ngil False False\n".to_owned(),
+                (false, _) => "add 5\ngil True True\n".to_owned(),
+            };
+            assert_eq!(stdout, expected, "{label} {variant}");
+        }
     });
 }

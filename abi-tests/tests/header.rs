@@ -17,8 +17,12 @@ fn read(rel: &str) -> String {
 /// CPython keeps out of its public headers (the mutex critical section on 3.13t), and CPython's
 /// exported `PyMutex_Lock`/`PyMutex_Unlock` under ftshim names (asm labels), because CPython's
 /// headers hide them behind an object-like macro.
-const CPYTHON_REDECLARED: &[&str] =
-    &["_PyCriticalSection_BeginSlow", "ftshim__PyMutex_Lock", "ftshim__PyMutex_Unlock"];
+const CPYTHON_REDECLARED: &[&str] = &[
+    "_PyCriticalSection_BeginSlow",
+    "_PyCriticalSection2_BeginSlow",
+    "ftshim__PyMutex_Lock",
+    "ftshim__PyMutex_Unlock",
+];
 
 /// Names of the functions a header declares as exports (prototypes ending in `);`), each checked
 /// to have a documentation comment right above it and to carry the library's prefix.

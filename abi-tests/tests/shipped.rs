@@ -90,11 +90,13 @@ fn the_libraries_are_real_files_under_their_sonames() {
     }
 }
 
-/// A program built against a libftshim that has an ABI 1.1 export, run with today's library
-/// (which has no 1.1): the dynamic linker refuses it at start-up, naming the version node,
-/// instead of the program failing at its first call.
+/// A program built against a libftshim that has an export of the *next* minor, run with today's
+/// library: the dynamic linker refuses it at start-up, naming the version node, instead of the
+/// program failing at its first call.
 #[test]
 fn a_binary_needing_a_newer_minor_is_refused_by_the_dynamic_linker_by_version() {
+    let (major, minor) = LIBRARIES[0].version;
+    let (now, next) = (format!("FTSHIM_{major}.0"), format!("FTSHIM_{major}.{}", minor + 1));
     let dir = scratch("shipped-version");
     let stub_dir = dir.join("stub");
     std::fs::create_dir_all(&stub_dir).unwrap();
@@ -105,7 +107,9 @@ fn a_binary_needing_a_newer_minor_is_refused_by_the_dynamic_linker_by_version() 
     .unwrap();
     std::fs::write(
         stub_dir.join("stub.map"),
-        "FTSHIM_1.0 { global: ftshim_abi_version; local: *; };\nFTSHIM_1.1 { global: ftshim_future; } FTSHIM_1.0;\n",
+        format!(
+            "{now} {{ global: ftshim_abi_version; local: *; }};\n{next} {{ global: ftshim_future; }} {now};\n"
+        ),
     )
     .unwrap();
     let run = |cmd: &mut Command| {
@@ -134,7 +138,7 @@ fn a_binary_needing_a_newer_minor_is_refused_by_the_dynamic_linker_by_version() 
     assert_eq!(
         String::from_utf8_lossy(&refused.stderr),
         format!(
-            "{}: {}: version `FTSHIM_1.1' not found (required by {})\n",
+            "{}: {}: version `{next}' not found (required by {})\n",
             dir.join("future").display(),
             real.join("libftshim.so.1").display(),
             dir.join("future").display()

@@ -5,6 +5,8 @@
  *
  *   p = probe.Probe()
  *   p.add(kind, n, other=None, gate=None, parties=2)
+ *                                  (kinds: section[_fn], section2[_fn], mutex[_fn],
+ *                                  mutex_section[_fn], section2_mutex[_fn] (ABI 1.1), none)
  *                                  n increments of p.n (and other.n for the 2-object kinds),
  *                                  each under one section/lock of `kind` ("none": no lock, the
  *                                  racy control); with a gate Probe, first waits in C until
@@ -134,6 +136,22 @@ Probe_add(PyObject *op, PyObject *args, PyObject *kwds)
         for (Py_ssize_t i = 0; i < n; i++) {
             FAIL_IF(ftshim_critical_section_begin_mutex(&cs, &self->mutex));
             self->n++;
+            FAIL_IF(ftshim_critical_section_end(&cs));
+        }
+    }
+    else if (strcmp(kind, "section2_mutex") == 0) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            FTSHIM_BEGIN_CRITICAL_SECTION2_MUTEX(&self->mutex, &other->mutex);
+            self->n++;
+            other->n++;
+            FTSHIM_END_CRITICAL_SECTION2_MUTEX();
+        }
+    }
+    else if (strcmp(kind, "section2_mutex_fn") == 0) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            FAIL_IF(ftshim_critical_section2_begin_mutex(&cs, &self->mutex, &other->mutex));
+            self->n++;
+            other->n++;
             FAIL_IF(ftshim_critical_section_end(&cs));
         }
     }
@@ -268,6 +286,18 @@ put(PyObject *dict, const char *name, long value)
     return rc;
 }
 
+/* ftshim_module_set_gil_not_used on `obj` (inline or function form); a Python exception CPython
+ * raised for a non-module is cleared: the status is the answer. */
+static ftshim_status
+set_gil_on(PyObject *obj, int fn)
+{
+    ftshim_status st = fn ? (ftshim_module_set_gil_not_used)(obj) : ftshim_module_set_gil_not_used(obj);
+    if (st != FTSHIM_OK) {
+        PyErr_Clear();
+    }
+    return st;
+}
+
 static PyObject *
 probe_statuses(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
@@ -302,7 +332,23 @@ probe_statuses(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
         put(d, "mutex_trylock_null", ftshim_mutex_trylock(NULL)) ||
         put(d, "mutex_is_locked_null", ftshim_mutex_is_locked(NULL)) ||
         put(d, "set_immortal_null", ftshim_object_set_immortal(NULL)) ||
-        put(d, "is_immortal_null", ftshim_object_is_immortal(NULL));
+        put(d, "is_immortal_null", ftshim_object_is_immortal(NULL)) ||
+        /* ABI 1.1 */
+        put(d, "cs2_begin_mutex_null", ftshim_critical_section2_begin_mutex(&cs, &m, NULL)) ||
+        put(d, "cs2_begin_mutex_null_first", ftshim_critical_section2_begin_mutex(&cs, NULL, &m)) ||
+        put(d, "cs2_mutex_same_begin", ftshim_critical_section2_begin_mutex(&cs, &m, &m)) ||
+        put(d, "cs2_mutex_same_locked", ftshim_mutex_is_locked(&m)) ||
+        put(d, "cs2_mutex_same_end", ftshim_critical_section_end(&cs)) ||
+        put(d, "cs2_mutex_same_unlocked", ftshim_mutex_is_locked(&m)) ||
+        put(d, "mutex_init_null", ftshim_mutex_init(NULL)) ||
+        put(d, "mutex_init_null_fn", (ftshim_mutex_init)(NULL)) ||
+        put(d, "mutex_init_held", (ftshim_mutex_trylock(&m), ftshim_mutex_init(&m))) ||
+        put(d, "mutex_init_held_fn", (ftshim_mutex_trylock(&m), (ftshim_mutex_init)(&m))) ||
+        put(d, "mutex_init_leaves_unlocked", ftshim_mutex_is_locked(&m)) ||
+        put(d, "set_gil_null", ftshim_module_set_gil_not_used(NULL)) ||
+        put(d, "set_gil_null_fn", (ftshim_module_set_gil_not_used)(NULL)) ||
+        put(d, "set_gil_not_a_module", set_gil_on(Py_None, 0)) ||
+        put(d, "set_gil_not_a_module_fn", set_gil_on(Py_None, 1));
     if (failed) {
         Py_DECREF(d);
         return NULL;
@@ -341,9 +387,7 @@ probe_exec(PyObject *module)
 
 static PyModuleDef_Slot probe_slots[] = {
     {Py_mod_exec, (void *)probe_exec},
-#ifdef Py_mod_gil
-    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
-#endif
+    FTSHIM_MOD_GIL_NOT_USED_SLOT
     {0, NULL},
 };
 

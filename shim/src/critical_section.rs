@@ -11,7 +11,7 @@
 
 use std::ffi::c_void;
 
-use crate::runtime::{self, PyMutex, PyObject, Sections};
+use crate::runtime::{self, Begin2Mutex, PyMutex, PyObject, Sections};
 use crate::status::{FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_NOT_ACTIVE, FTSHIM_OK, ftshim_status};
 
 /// `ftshim_critical_section` in the header: 8 pointer-sized words, contents private.
@@ -28,6 +28,8 @@ const ACTIVE_ONE: usize = 0x6674_7368_696d_4331; // "ftshimC1"
 const ACTIVE_TWO: usize = 0x6674_7368_696d_4332; // "ftshimC2"
 /// Mutex section held through CPython.
 const ACTIVE_MUTEX: usize = 0x6674_7368_696d_434d; // "ftshimCM"
+/// Two-mutex section held through CPython (ABI 1.1).
+const ACTIVE_TWO_MUTEX: usize = 0x6674_7368_696d_4d32; // "ftshimM2"
 /// A section "held" on a GIL build, where sections are no-ops.
 const ACTIVE_NOOP: usize = 0x6674_7368_696d_4e31; // "ftshimN1"
 
@@ -96,6 +98,20 @@ ftshim_boundary::export! {
         cs.begin(ACTIVE_MUTEX, |s, storage| unsafe { (s.begin_mutex)(storage, m) })
     }
 
+    /// `ftshim_critical_section2_begin_mutex` — see include/ftshim.h (ABI 1.1).
+    pub unsafe fn ftshim_critical_section2_begin_mutex(
+        cs: *mut ftshim_critical_section,
+        m1: *mut PyMutex,
+        m2: *mut PyMutex,
+    ) -> ftshim_status {
+        let cs = ftshim_boundary::try_mut!(cs);
+        let m1 = ftshim_boundary::try_nonnull!(m1);
+        let m2 = ftshim_boundary::try_nonnull!(m2);
+        // SAFETY: as in ftshim_critical_section_begin_mutex, for both mutexes; PyCriticalSection2
+        // (24 B) fits in the storage.
+        cs.begin(ACTIVE_TWO_MUTEX, |s, storage| unsafe { begin2_mutex(s.begin2_mutex, storage, m1, m2) })
+    }
+
     /// `ftshim_critical_section_end` — see include/ftshim.h.
     pub unsafe fn ftshim_critical_section_end(cs: *mut ftshim_critical_section) -> ftshim_status {
         let cs = ftshim_boundary::try_mut!(cs);
@@ -104,15 +120,50 @@ ftshim_boundary::export! {
             cs.storage[STATE] = 0;
             return FTSHIM_OK;
         }
-        if ![ACTIVE_ONE, ACTIVE_TWO, ACTIVE_MUTEX].contains(&kind) {
+        if ![ACTIVE_ONE, ACTIVE_TWO, ACTIVE_MUTEX, ACTIVE_TWO_MUTEX].contains(&kind) {
             return FTSHIM_ERR_NOT_ACTIVE;
         }
         let Some(s) = sections() else { return FTSHIM_ERR_NO_RUNTIME };
         cs.storage[STATE] = 0;
-        let end = if kind == ACTIVE_TWO { s.end2 } else { s.end };
+        let end = if kind == ACTIVE_TWO || kind == ACTIVE_TWO_MUTEX { s.end2 } else { s.end };
         // SAFETY: the state word says CPython began a section of this kind in this storage.
         unsafe { end(cs.cpython_storage()) };
         FTSHIM_OK
+    }
+}
+
+/// Offset of `PyCriticalSection2._cs_mutex2` (after the base `{uintptr_t _cs_prev; PyMutex
+/// *_cs_mutex;}`); abi-tests/tests/layout.rs checks it against the real headers.
+pub const CS2_MUTEX2_OFFSET: usize = 2 * std::mem::size_of::<usize>();
+
+/// Begins a two-mutex section in `storage` as CPython 3.14's `PyCriticalSection2_BeginMutex`
+/// does: the same mutex twice is one lock, otherwise the lower address is locked first.
+///
+/// # Safety
+/// `storage` is at least a `PyCriticalSection2`, pointer-aligned, and stays put until the end;
+/// both mutexes are live and stay put; a thread state is attached.
+unsafe fn begin2_mutex(how: Begin2Mutex, storage: *mut c_void, m1: *mut PyMutex, m2: *mut PyMutex) {
+    match how {
+        // SAFETY: the caller's contract is this function's.
+        Begin2Mutex::Public(begin) => unsafe { begin(storage, m1, m2) },
+        Begin2Mutex::Slow { one, two } => {
+            if m1 == m2 {
+                // SAFETY: CPython's End2 unlocks `_cs_mutex2` only when it is not NULL; the
+                // one-mutex slow path then fills the base and pushes the section.
+                unsafe {
+                    storage
+                        .cast::<u8>()
+                        .add(CS2_MUTEX2_OFFSET)
+                        .cast::<*mut PyMutex>()
+                        .write(std::ptr::null_mut());
+                    one(storage, m1);
+                }
+            } else {
+                let (lo, hi) = if (m2 as usize) < (m1 as usize) { (m2, m1) } else { (m1, m2) };
+                // SAFETY: distinct mutexes in address order, neither locked by this call yet.
+                unsafe { two(storage, lo, hi, 0) };
+            }
+        }
     }
 }
 
@@ -147,6 +198,14 @@ mod tests {
             );
             assert_eq!(ftshim_critical_section_end(std::ptr::null_mut()), FTSHIM_ERR_NULL_ARGUMENT);
             assert_eq!(ftshim_critical_section_end(&mut cs), FTSHIM_ERR_NOT_ACTIVE);
+            assert_eq!(
+                ftshim_critical_section2_begin_mutex(&mut cs, &mut m, std::ptr::null_mut()),
+                FTSHIM_ERR_NULL_ARGUMENT
+            );
+            assert_eq!(
+                ftshim_critical_section2_begin_mutex(&mut cs, std::ptr::null_mut(), &mut m),
+                FTSHIM_ERR_NULL_ARGUMENT
+            );
             // No Python in the unit-test process.
             assert_eq!(ftshim_critical_section_begin(&mut cs, obj), FTSHIM_ERR_NO_RUNTIME);
             assert_eq!(ftshim_critical_section_begin_mutex(&mut cs, &mut m), FTSHIM_ERR_NO_RUNTIME);

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod critical_section;
+pub mod gil_freedom;
 pub mod immortal;
 pub mod mutex;
 pub mod runtime;

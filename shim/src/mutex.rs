@@ -217,6 +217,12 @@ ftshim_boundary::export! {
         ftshim_boundary::try_ref!(m).lock()
     }
 
+    /// `ftshim_mutex_init` — see include/ftshim.h (ABI 1.1).
+    pub unsafe fn ftshim_mutex_init(m: *mut ftshim_mutex) -> ftshim_status {
+        ftshim_boundary::try_ref!(m).bits.store(0, Release);
+        FTSHIM_OK
+    }
+
     /// `ftshim_mutex_unlock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_unlock(m: *mut ftshim_mutex) -> ftshim_status {
         ftshim_boundary::try_ref!(m).unlock()
@@ -258,6 +264,10 @@ mod tests {
             assert_eq!(ftshim_mutex_unlock(null), FTSHIM_ERR_NULL_ARGUMENT);
             assert_eq!(ftshim_mutex_trylock(null), FTSHIM_ERR_NULL_ARGUMENT);
             assert_eq!(ftshim_mutex_is_locked(null), Snapshot(0));
+            assert_eq!(ftshim_mutex_init(null), FTSHIM_ERR_NULL_ARGUMENT);
+            assert_eq!(ftshim_mutex_trylock(p), FTSHIM_OK);
+            assert_eq!(ftshim_mutex_init(p), FTSHIM_OK);
+            assert_eq!(ftshim_mutex_is_locked(p), Snapshot(0));
         }
         assert_eq!(std::mem::size_of::<ftshim_mutex>(), 1);
     }

@@ -43,6 +43,24 @@ pub struct Sections {
     /// exported `_PyCriticalSection_BeginSlow` with the same signature and effect (push the
     /// section on the thread's stack, then `PyMutex_Lock`).
     pub begin_mutex: unsafe extern "C" fn(*mut c_void, *mut PyMutex),
+    /// Two-mutex sections (ABI 1.1).
+    pub begin2_mutex: Begin2Mutex,
+}
+
+/// How a two-mutex critical section begins.
+#[derive(Debug, Clone, Copy)]
+pub enum Begin2Mutex {
+    /// 3.14+: `PyCriticalSection2_BeginMutex(PyCriticalSection2 *, PyMutex *, PyMutex *)`.
+    Public(unsafe extern "C" fn(*mut c_void, *mut PyMutex, *mut PyMutex)),
+    /// 3.13t, which has no public form: the two exported slow paths 3.14's function is built
+    /// from, combined the same way by [`crate::critical_section`].
+    Slow {
+        /// `_PyCriticalSection_BeginSlow(PyCriticalSection *, PyMutex *)` (same mutex twice).
+        one: unsafe extern "C" fn(*mut c_void, *mut PyMutex),
+        /// `_PyCriticalSection2_BeginSlow(PyCriticalSection2 *, PyMutex *m1, PyMutex *m2, int
+        /// is_m1_locked)`, with `m1 < m2`.
+        two: unsafe extern "C" fn(*mut c_void, *mut PyMutex, *mut PyMutex, c_int),
+    },
 }
 
 /// CPython's `PyMutex_Lock` / `PyMutex_Unlock` (exported functions, 3.13+).
@@ -115,6 +133,8 @@ pub struct Runtime {
     pub gil: Option<GilApi>,
     /// Object functions (all supported versions).
     pub object: ObjectApi,
+    /// `PyUnstable_Module_SetGIL(PyObject *module, void *gil)`: FT builds only (3.13+).
+    pub module_set_gil: Option<unsafe extern "C" fn(*mut PyObject, *mut c_void) -> c_int>,
 }
 
 impl Runtime {
@@ -232,12 +252,21 @@ fn resolve() -> Result<Runtime, RuntimeError> {
         // SAFETY: both candidates are `void (PyCriticalSection *, PyMutex *)`.
         let begin_mutex = unsafe { lookup(c"PyCriticalSection_BeginMutex") }
             .map_or_else(|| Ok(require!(v, c"_PyCriticalSection_BeginSlow")), Ok)?;
+        // SAFETY: the field types transcribe the C declarations named in Begin2Mutex's docs.
+        let begin2_mutex = match unsafe { lookup(c"PyCriticalSection2_BeginMutex") } {
+            Some(public) => Begin2Mutex::Public(public),
+            None => Begin2Mutex::Slow {
+                one: require!(v, c"_PyCriticalSection_BeginSlow"),
+                two: require!(v, c"_PyCriticalSection2_BeginSlow"),
+            },
+        };
         Some(Sections {
             begin: require!(v, c"PyCriticalSection_Begin"),
             end: require!(v, c"PyCriticalSection_End"),
             begin2: require!(v, c"PyCriticalSection2_Begin"),
             end2: require!(v, c"PyCriticalSection2_End"),
             begin_mutex,
+            begin2_mutex,
         })
     } else {
         None
@@ -262,7 +291,8 @@ fn resolve() -> Result<Runtime, RuntimeError> {
         gc_untrack: require!(v, c"PyObject_GC_UnTrack"),
         type_get_flags: require!(v, c"PyType_GetFlags"),
     };
-    Ok(Runtime { version_hex: v, free_threaded, sections, pymutex, gil, object })
+    let module_set_gil = if free_threaded { Some(require!(v, c"PyUnstable_Module_SetGIL")) } else { None };
+    Ok(Runtime { version_hex: v, free_threaded, sections, pymutex, gil, object, module_set_gil })
 }
 
 #[cfg(test)]
