@@ -108,7 +108,7 @@ fn rust_lines(how: &str, path: &Path, target: &loader::Target) -> String {
         r.inconclusive.len()
     );
     for x in &r.refusals {
-        s.push_str(&format!("  [{}] {}\n", x.code, x.message));
+        s.push_str(&format!("  [{}] {}\n", x.code, r.about(&x.message)));
     }
     s
 }

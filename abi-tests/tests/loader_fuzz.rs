@@ -253,7 +253,8 @@ fn mutated_elf_modules_never_crash_or_hang_the_inspector() {
         slowest = slowest.max(t0.elapsed());
         for r in &report.refusals {
             assert!(!r.code.is_io(), "execution {i}: I/O code {} from in-memory bytes", r.code);
-            assert!(r.message.starts_with(&format!("{name}: ")), "execution {i}: {} ({log:?})", r.message);
+            let message = report.about(&r.message);
+            assert!(message.starts_with(&format!("{name}: ")), "execution {i}: {message} ({log:?})");
             *seen.entry(r.code.as_str()).or_default() += 1;
         }
         accepted += u64::from(report.accepted());

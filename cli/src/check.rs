@@ -43,7 +43,7 @@ pub fn run(python: Option<PathBuf>, as_json: bool, paths: &[PathBuf]) -> ExitCod
     }
     for report in reports.iter().filter(|r| r.io_failed()) {
         for r in report.refusals.iter().filter(|r| r.code.is_io()) {
-            eprintln!("ftshim check: [{}] {}", r.code, r.message);
+            eprintln!("ftshim check: [{}] {}", r.code, report.about(&r.message));
         }
     }
     if unreadable > 0 {

@@ -34,8 +34,8 @@ pub fn report_json(report: &Report) -> Value {
         "path": report.path.display().to_string(),
         "module": report.module,
         "verdict": verdict(report),
-        "reasons": report.refusals.iter().map(|r| json!({"code": r.code.as_str(), "message": r.message})).collect::<Vec<_>>(),
-        "inconclusive": report.inconclusive,
+        "reasons": report.refusals.iter().map(|r| json!({"code": r.code.as_str(), "message": report.about(&r.message)})).collect::<Vec<_>>(),
+        "inconclusive": report.notes(),
         "evidence": report.evidence.as_ref().map(|ev| json!({
             "ft_markers": ev.ft_markers,
             "gil_markers": ev.gil_markers,
@@ -49,9 +49,9 @@ pub fn report_json(report: &Report) -> Value {
 pub fn report_details(report: &Report) -> String {
     let mut out = String::new();
     for r in &report.refusals {
-        out.push_str(&format!("  [{}] {}\n", r.code, r.message));
+        out.push_str(&format!("  [{}] {}\n", r.code, report.about(&r.message)));
     }
-    for note in &report.inconclusive {
+    for note in &report.notes() {
         out.push_str(&format!("  (inconclusive) {note}\n"));
     }
     out

@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use super::{Code, InitFn, OpenError, ProcessTargetError, Report, Symbols, Target};
+use super::{Code, InitFn, ProcessTargetError, Refusal, Report, Symbols, Target};
 use ftshim_boundary::status::{
     FTSHIM_ERR_DLOPEN, FTSHIM_ERR_INVALID_ARGUMENT, FTSHIM_ERR_IO, FTSHIM_ERR_NO_RUNTIME,
     FTSHIM_ERR_NULL_ARGUMENT, FTSHIM_ERR_REFUSED, FTSHIM_OK, ftshim_status,
@@ -78,22 +78,21 @@ fn c_text(s: &str) -> CString {
     CString::new(s.replace('\0', "\\0")).unwrap_or_default()
 }
 
-/// A failure that is not an inspection verdict: the status and the one reason explaining it.
+/// A failure that is not an inspection verdict: the status and the one reason explaining it (a
+/// sentence about the call's arguments, so no path is put in front of it).
 struct Failure {
     status: ftshim_status,
-    code: Code,
-    message: String,
+    refusal: Refusal,
 }
 
 fn invalid(message: String) -> Failure {
-    Failure { status: FTSHIM_ERR_INVALID_ARGUMENT, code: Code::InvalidArgument, message }
+    Failure { status: FTSHIM_ERR_INVALID_ARGUMENT, refusal: Refusal::new(Code::InvalidArgument, message) }
 }
 
 fn null(what: &str) -> Failure {
     Failure {
         status: FTSHIM_ERR_NULL_ARGUMENT,
-        code: Code::InvalidArgument,
-        message: format!("{what} is NULL"),
+        refusal: Refusal::new(Code::InvalidArgument, format!("{what} is NULL")),
     }
 }
 
@@ -120,8 +119,10 @@ unsafe fn target_from(ptr: *const ftshim_loader_target) -> Result<Target, Failur
         return Target::running_process().map_err(|e| match e {
             ProcessTargetError::NoRuntime => Failure {
                 status: FTSHIM_ERR_NO_RUNTIME,
-                code: Code::NoRuntime,
-                message: format!("target is NULL (the running process), but {e}"),
+                refusal: Refusal::new(
+                    Code::NoRuntime,
+                    format!("target is NULL (the running process), but {e}"),
+                ),
             },
             ProcessTargetError::UnknownPlatform => {
                 invalid(format!("target is NULL (the running process), but {e}"))
@@ -217,17 +218,21 @@ fn fill(
 }
 
 fn fail(out: &mut ftshim_loader_report, f: Failure) -> ftshim_status {
-    let details = Details { reasons: vec![(f.code.as_cstr(), c_text(&f.message))], inconclusive: vec![] };
+    let details = Details {
+        reasons: vec![(f.refusal.code.as_cstr(), c_text(&f.refusal.message))],
+        inconclusive: vec![],
+    };
     fill(out, f.status, details, 0)
 }
 
-fn details_of(report: &Report, extra: Option<(Code, String)>) -> (Details, u32) {
-    let mut reasons: Vec<(&'static CStr, CString)> =
-        report.refusals.iter().map(|r| (r.code.as_cstr(), c_text(&r.message))).collect();
-    if let Some((code, message)) = extra {
-        reasons.push((code.as_cstr(), c_text(&message)));
-    }
-    let inconclusive = report.inconclusive.iter().map(|s| c_text(s)).collect();
+fn details_of(report: &Report, extra: Option<Refusal>) -> (Details, u32) {
+    let reasons: Vec<(&'static CStr, CString)> = report
+        .refusals
+        .iter()
+        .chain(extra.as_ref())
+        .map(|r| (r.code.as_cstr(), c_text(&report.about(&r.message))))
+        .collect();
+    let inconclusive = report.notes().iter().map(|s| c_text(s)).collect();
     let evidence = report.evidence.as_ref().map_or(0, |ev| {
         FTSHIM_LOADER_EVIDENCE_ELF
             | if ev.ft_markers.is_empty() { 0 } else { FTSHIM_LOADER_EVIDENCE_FT }
@@ -328,7 +333,7 @@ export! {
             }
             Err(err) => {
                 // A dlopen failure is one more reason, worded as OpenError words it.
-                let dl = matches!(err, OpenError::Dl { .. }).then(|| (Code::DlopenFailed, err.to_string()));
+                let dl = err.dlopen_refusal();
                 let status = if dl.is_some() { FTSHIM_ERR_DLOPEN } else { verdict(err.report()) };
                 let (details, evidence) = details_of(err.report(), dl);
                 fill(out, status, details, evidence)

@@ -94,13 +94,27 @@ impl fmt::Display for Code {
     }
 }
 
-/// One reason for refusing a file: a code and a sentence naming the file, rule, expected and found.
+/// One reason for refusing a file (or, in the C API, for not inspecting at all): a stable code and
+/// one sentence naming the rule, the expected and the found value. Every part of the loader that
+/// refuses something says so with this type: the ELF examination, the file reader, the inspection,
+/// `open` and the C API.
+///
+/// The sentence does **not** name the file: a [`Report`](crate::Report) knows its path and puts it
+/// in front when its sentences are read ([`Report::about`](crate::Report::about), the one place
+/// that happens), so users see `<path>: <sentence>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// Stable code.
     pub code: Code,
-    /// Human-readable: names the file, the rule, the expected and the found value.
+    /// Human-readable, without the file's path: the rule, the expected and the found value.
     pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with `code` and the sentence `message` (without the file's path).
+    pub fn new(code: Code, message: impl Into<String>) -> Refusal {
+        Refusal { code, message: message.into() }
+    }
 }
 
 #[cfg(test)]

@@ -26,16 +26,12 @@ pub fn inspect(path: &Path, target: &Target) -> Report {
             report.identity = Some(opened.identity);
             report
         }
-        Err(problem) => {
-            let shown = path.display();
+        Err(unreadable) => {
             let mut refusals = Vec::new();
             if let Err(why) = check_suffix(path, target, None) {
-                refusals.push(Refusal { code: Code::SuffixMismatch, message: format!("{shown}: {why}") });
+                refusals.push(Refusal::new(Code::SuffixMismatch, why));
             }
-            refusals.push(Refusal {
-                code: problem.code,
-                message: format!("{shown}: cannot read: {}", problem.detail),
-            });
+            refusals.push(Refusal::new(unreadable.code, format!("cannot read: {}", unreadable.message)));
             Report {
                 path: path.to_owned(),
                 module: module_name(path),
@@ -92,9 +88,8 @@ fn check_suffix(path: &Path, target: &Target, ev: Option<&Evidence>) -> Result<O
     }
 }
 
-/// [`inspect`] on bytes already read; `path` is used for the name checks and messages.
+/// [`inspect`] on bytes already read; `path` is used for the name checks and the report.
 pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
-    let shown = path.display();
     let module = module_name(path);
     let examined = elf::examine(data);
     let ev = examined.evidence;
@@ -103,13 +98,11 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
 
     match check_suffix(path, target, ev.as_ref()) {
         Ok(None) => {}
-        Ok(Some(note)) => inconclusive.push(format!("{shown}: {note}")),
-        Err(why) => refusals.push(Refusal { code: Code::SuffixMismatch, message: format!("{shown}: {why}") }),
+        Ok(Some(note)) => inconclusive.push(note),
+        Err(why) => refusals.push(Refusal::new(Code::SuffixMismatch, why)),
     }
-    for (code, text) in examined.problems {
-        refusals.push(Refusal { code, message: format!("{shown}: {text}") });
-    }
-    inconclusive.extend(examined.notes.iter().map(|n| format!("{shown}: {n}")));
+    refusals.extend(examined.problems);
+    inconclusive.extend(examined.notes);
 
     if let Some(ev) = &ev {
         let init = format!("PyInit_{module}");
@@ -118,37 +111,35 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
                 ev.exports.iter().filter(|s| s.starts_with("PyInit_")).map(String::as_str).collect();
             let rule = "must export the init function named after the file";
             refusals.push(if found.is_empty() {
-                Refusal {
-                    code: Code::NoInit,
-                    message: format!("{shown}: {rule}: expected '{init}', found no PyInit_* export"),
-                }
+                Refusal::new(Code::NoInit, format!("{rule}: expected '{init}', found no PyInit_* export"))
             } else {
-                Refusal {
-                    code: Code::InitMismatch,
-                    message: format!("{shown}: {rule}: expected '{init}', found '{}'", found.join("', '")),
-                }
+                Refusal::new(
+                    Code::InitMismatch,
+                    format!("{rule}: expected '{init}', found '{}'", found.join("', '")),
+                )
             });
         }
         let (major, minor) = target.version;
         match (target.free_threaded, ev.ft_markers.is_empty(), ev.gil_markers.is_empty()) {
-            (true, true, false) => refusals.push(Refusal {
-                code: Code::GilBuild,
-                message: format!(
-                    "{shown}: built for a GIL interpreter, target is free-threaded {major}.{minor}: expected a free-threaded build (undefined symbols such as {}), found GIL-only references ({}) and none of those",
+            (true, true, false) => refusals.push(Refusal::new(
+                Code::GilBuild,
+                format!(
+                    "built for a GIL interpreter, target is free-threaded {major}.{minor}: expected a free-threaded build (undefined symbols such as {}), found GIL-only references ({}) and none of those",
                     FT_MARKERS.join(", "),
                     ev.gil_markers.join(", ")
                 ),
-            }),
-            (false, false, _) => refusals.push(Refusal {
-                code: Code::FtBuild,
-                message: format!(
-                    "{shown}: built for a free-threaded interpreter, target is GIL {major}.{minor}: expected no free-threaded symbols, found {}",
+            )),
+            (false, false, _) => refusals.push(Refusal::new(
+                Code::FtBuild,
+                format!(
+                    "built for a free-threaded interpreter, target is GIL {major}.{minor}: expected no free-threaded symbols, found {}",
                     ev.ft_markers.join(", ")
                 ),
-            }),
-            (_, true, true) => inconclusive.push(format!(
-                "{shown}: no refcounting symbols that tell a free-threaded from a GIL build (limited API or no Py_DECREF)"
             )),
+            (_, true, true) => inconclusive.push(
+                "no refcounting symbols that tell a free-threaded from a GIL build (limited API or no Py_DECREF)"
+                    .to_owned(),
+            ),
             _ => {}
         }
         if !ev.python_imports.is_empty() {
@@ -161,17 +152,18 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
                     if missing.len() > SHOWN {
                         list.push_str(&format!(" and {} more", missing.len() - SHOWN));
                     }
-                    refusals.push(Refusal {
-                        code: Code::UnresolvedSymbol,
-                        message: format!(
-                            "{shown}: every undefined Py*/_Py* symbol must be exported by the target interpreter: expected all {n} to resolve in {}, found {} missing: {list}",
+                    refusals.push(Refusal::new(
+                        Code::UnresolvedSymbol,
+                        format!(
+                            "every undefined Py*/_Py* symbol must be exported by the target interpreter: expected all {n} to resolve in {}, found {} missing: {list}",
                             target.symbols,
                             missing.len()
                         ),
-                    });
+                    ));
                 }
-                Err(why) => inconclusive
-                    .push(format!("{shown}: {n} undefined Py*/_Py* symbols were not checked: {why}")),
+                Err(why) => {
+                    inconclusive.push(format!("{n} undefined Py*/_Py* symbols were not checked: {why}"))
+                }
             }
         }
     }
@@ -231,7 +223,7 @@ mod tests {
         ] {
             let report = inspect_bytes(Path::new(name), &data, &ft_target());
             assert_eq!(report.refusals[0].code, Code::SuffixMismatch, "{name}");
-            assert_eq!(report.refusals[0].message, expected);
+            assert_eq!(report.messages()[0], expected);
         }
     }
 
@@ -248,14 +240,14 @@ mod tests {
         let report = inspect_bytes(&path, &real_elf(), &ft_target());
         assert_eq!(report.codes(), vec![Code::NoInit]);
         assert_eq!(
-            report.refusals[0].message,
+            report.messages()[0],
             format!(
                 "/x/mod{FT_SUFFIX}: must export the init function named after the file: expected 'PyInit_mod', found no PyInit_* export"
             )
         );
         assert_eq!(report.module, "mod");
         assert_eq!(
-            report.inconclusive,
+            report.notes(),
             vec![format!(
                 "/x/mod{FT_SUFFIX}: no refcounting symbols that tell a free-threaded from a GIL build (limited API or no Py_DECREF)"
             )]
@@ -267,7 +259,7 @@ mod tests {
         let report = inspect_bytes(Path::new("e.so"), b"", &ft_target());
         assert_eq!(report.codes(), vec![Code::SuffixMismatch, Code::EmptyFile]);
         assert_eq!(
-            report.refusals[1].message,
+            report.messages()[1],
             "e.so: not a loadable ELF shared object: expected an ELF file, found an empty file (0 bytes)"
         );
         assert!(!report.accepted() && !report.io_failed());
@@ -283,7 +275,7 @@ mod tests {
         let r = inspect(&dir.join(format!("d{FT_SUFFIX}")), &t);
         assert_eq!(r.codes(), vec![Code::NotRegularFile]);
         assert_eq!(
-            r.refusals[0].message,
+            r.messages()[0],
             format!(
                 "{}/d{FT_SUFFIX}: cannot read: expected a regular file, found a directory",
                 dir.display()
@@ -293,7 +285,7 @@ mod tests {
         let r = inspect(&dir.join(format!("l{FT_SUFFIX}")), &t);
         assert_eq!(r.codes(), vec![Code::DanglingSymlink]);
         assert_eq!(
-            r.refusals[0].message,
+            r.messages()[0],
             format!(
                 "{d}/l{FT_SUFFIX}: cannot read: expected a file, found a symbolic link to '{d}/gone', which does not exist",
                 d = dir.display()

@@ -63,17 +63,27 @@ impl OpenError {
             OpenError::Io(r) | OpenError::Refused(r) | OpenError::Dl { report: r, .. } => r,
         }
     }
+
+    /// For [`OpenError::Dl`], the failure as a refusal with code [`Code::DlopenFailed`], worded
+    /// with what the dynamic loader said.
+    pub fn dlopen_refusal(&self) -> Option<Refusal> {
+        match self {
+            OpenError::Dl { error, .. } => Some(Refusal::new(
+                Code::DlopenFailed,
+                format!("accepted, but dlopen failed: {}", dl_text(error)),
+            )),
+            OpenError::Io(_) | OpenError::Refused(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OpenError::Io(r) | OpenError::Refused(r) => {
-                let msgs: Vec<&str> = r.refusals.iter().map(|x| x.message.as_str()).collect();
-                write!(f, "refused: {}", msgs.join("; "))
-            }
-            OpenError::Dl { report, error } => {
-                write!(f, "{}: accepted, but dlopen failed: {}", report.path.display(), dl_text(error))
+            OpenError::Io(r) | OpenError::Refused(r) => write!(f, "refused: {}", r.messages().join("; ")),
+            OpenError::Dl { report, .. } => {
+                let refusal = self.dlopen_refusal().expect("a Dl error has a dlopen refusal");
+                f.write_str(&report.about(&refusal.message))
             }
         }
     }
@@ -95,15 +105,13 @@ fn changed(report: &Report, now: std::io::Result<(u64, u64)>) -> Option<Refusal>
         Ok((dev, ino)) => format!("device {dev} inode {ino}"),
         Err(e) => format!("no file ({e})"),
     };
-    Some(Refusal {
-        code: Code::FileChanged,
-        message: format!(
-            "{}: the file changed between inspection and dlopen: expected device {} inode {}, found {found}",
-            report.path.display(),
-            then.0,
-            then.1
+    Some(Refusal::new(
+        Code::FileChanged,
+        format!(
+            "the file changed between inspection and dlopen: expected device {} inode {}, found {found}",
+            then.0, then.1
         ),
-    })
+    ))
 }
 
 /// Inspects `path` and, only if it is accepted, opens it with `RTLD_NOW | RTLD_LOCAL |
@@ -164,7 +172,7 @@ mod tests {
         let refusal = changed(&report, Ok((1, 3))).unwrap();
         assert_eq!(refusal.code, Code::FileChanged);
         assert_eq!(
-            refusal.message,
+            report.about(&refusal.message),
             "/x/m.so: the file changed between inspection and dlopen: expected device 1 inode 2, found device 1 inode 3"
         );
     }

@@ -12,11 +12,13 @@ pub struct Report {
     pub path: PathBuf,
     /// Module name taken from the file name (text before the first dot).
     pub module: String,
-    /// Every reason to refuse; empty means accepted.
+    /// Every reason to refuse, in the order found; empty means accepted. Each sentence is
+    /// without the path: read them as users see them with [`Report::messages`].
     pub refusals: Vec<Refusal>,
     /// What the file's symbols say about its build (when it parsed as ELF far enough).
     pub evidence: Option<Evidence>,
-    /// What static evidence could not decide.
+    /// What static evidence could not decide (sentences without the path: read them as users
+    /// see them with [`Report::notes`]).
     pub inconclusive: Vec<String>,
     /// `(st_dev, st_ino)` of the file that was read.
     pub(crate) identity: Option<(u64, u64)>,
@@ -36,5 +38,21 @@ impl Report {
     /// Codes of all refusals, in order.
     pub fn codes(&self) -> Vec<Code> {
         self.refusals.iter().map(|r| r.code).collect()
+    }
+
+    /// `<path>: <sentence>`: a sentence about this file as users read it (CLI, C API, errors).
+    /// The one place the loader puts a file's path in front of a sentence.
+    pub fn about(&self, sentence: &str) -> String {
+        format!("{}: {sentence}", self.path.display())
+    }
+
+    /// Every refusal's message as users read it ([`Report::about`]), in order.
+    pub fn messages(&self) -> Vec<String> {
+        self.refusals.iter().map(|r| self.about(&r.message)).collect()
+    }
+
+    /// Every inconclusive note as users read it ([`Report::about`]), in order.
+    pub fn notes(&self) -> Vec<String> {
+        self.inconclusive.iter().map(|n| self.about(n)).collect()
     }
 }
