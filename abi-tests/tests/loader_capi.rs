@@ -92,13 +92,7 @@ PyMODINIT_FUNC PyInit_needsmissing(void) {
 /// What the Rust API says, in the C program's format (for an explicit FT target).
 fn rust_lines(how: &str, path: &Path, target: &loader::Target) -> String {
     let r = loader::inspect(path, target);
-    let status = if r.io_failed() {
-        -11
-    } else if r.accepted() {
-        0
-    } else {
-        -10
-    };
+    let status = r.verdict().status().0;
     let evidence = r.evidence.as_ref().map_or(0, |ev| {
         1 | if ev.ft_markers.is_empty() { 0 } else { 2 } | if ev.gil_markers.is_empty() { 0 } else { 4 }
     });

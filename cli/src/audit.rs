@@ -10,8 +10,8 @@ use ftshim_loader::describe::Interpreter;
 use ftshim_loader::{self as loader, Report, Target};
 use serde_json::{Value, json};
 
-use crate::output::{report_details, report_json, target_json, verdict};
-use crate::{EXIT_REFUSED, EXIT_USAGE, interpreter, target_line};
+use crate::output::{Tally, report_details, report_json, target_json};
+use crate::{EXIT_USAGE, interpreter, target_line};
 
 /// One extension module found.
 struct Entry {
@@ -159,8 +159,8 @@ pub fn run(
     }
     progress.finish();
 
-    let count = |v: &str| entries.iter().filter(|e| verdict(&e.report) == v).count();
-    let (accepted, refused, unreadable) = (count("accepted"), count("refused"), count("unreadable"));
+    let tally = Tally::of(entries.iter().map(|e| &e.report));
+    let Tally { accepted, refused, unreadable } = tally;
     let inconclusive = entries.iter().filter(|e| !e.report.inconclusive.is_empty()).count();
     let imports: Vec<&Imported> = entries.iter().filter_map(|e| e.import.as_ref()).collect();
     let import_count = |s: &str| imports.iter().filter(|i| i.status == s).count();
@@ -215,13 +215,7 @@ pub fn run(
             );
         }
     }
-    if unreadable > 0 || !walk_errors.is_empty() {
-        ExitCode::from(EXIT_USAGE)
-    } else if refused > 0 || import_failed > 0 || gil_reenabled > 0 {
-        ExitCode::from(EXIT_REFUSED)
-    } else {
-        ExitCode::SUCCESS
-    }
+    tally.exit_code(!walk_errors.is_empty(), import_failed > 0 || gil_reenabled > 0)
 }
 
 /// Collects files under `dir` whose names end in `.so`, with their package path. Symbolic links
@@ -307,7 +301,8 @@ fn print_table(interp: &Interpreter, roots: &[PathBuf], entries: &[Entry], impor
             } else {
                 e.report.refusals.iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(", ")
             };
-            let mut row = vec![e.module.clone(), e.tag.clone(), verdict(&e.report).to_owned(), reason];
+            let mut row =
+                vec![e.module.clone(), e.tag.clone(), e.report.verdict().as_str().to_owned(), reason];
             if imported {
                 let (status, gil) = match &e.import {
                     None => ("-".to_owned(), "-".to_owned()),

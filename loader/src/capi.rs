@@ -16,8 +16,7 @@ use std::sync::Mutex;
 
 use super::{Code, InitFn, ProcessTargetError, Refusal, Report, Symbols, Target};
 use ftshim_boundary::status::{
-    FTSHIM_ERR_DLOPEN, FTSHIM_ERR_INVALID_ARGUMENT, FTSHIM_ERR_IO, FTSHIM_ERR_NO_RUNTIME,
-    FTSHIM_ERR_NULL_ARGUMENT, FTSHIM_ERR_REFUSED, FTSHIM_OK, ftshim_status,
+    FTSHIM_ERR_INVALID_ARGUMENT, FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_NULL_ARGUMENT, FTSHIM_OK, ftshim_status,
 };
 use ftshim_boundary::{export, try_mut, try_ref};
 
@@ -225,30 +224,18 @@ fn fail(out: &mut ftshim_loader_report, f: Failure) -> ftshim_status {
     fill(out, f.status, details, 0)
 }
 
-fn details_of(report: &Report, extra: Option<Refusal>) -> (Details, u32) {
-    let reasons: Vec<(&'static CStr, CString)> = report
-        .refusals
-        .iter()
-        .chain(extra.as_ref())
-        .map(|r| (r.code.as_cstr(), c_text(&report.about(&r.message))))
-        .collect();
+/// Fills the caller's report from a Rust one: its verdict's status, every reason and note as users
+/// read them, and the evidence bits.
+fn fill_from(out: &mut ftshim_loader_report, report: &Report) -> ftshim_status {
+    let reasons: Vec<(&'static CStr, CString)> =
+        report.refusals.iter().map(|r| (r.code.as_cstr(), c_text(&report.about(&r.message)))).collect();
     let inconclusive = report.notes().iter().map(|s| c_text(s)).collect();
     let evidence = report.evidence.as_ref().map_or(0, |ev| {
         FTSHIM_LOADER_EVIDENCE_ELF
             | if ev.ft_markers.is_empty() { 0 } else { FTSHIM_LOADER_EVIDENCE_FT }
             | if ev.gil_markers.is_empty() { 0 } else { FTSHIM_LOADER_EVIDENCE_GIL }
     });
-    (Details { reasons, inconclusive }, evidence)
-}
-
-fn verdict(report: &Report) -> ftshim_status {
-    if report.io_failed() {
-        FTSHIM_ERR_IO
-    } else if !report.accepted() {
-        FTSHIM_ERR_REFUSED
-    } else {
-        FTSHIM_OK
-    }
+    fill(out, report.verdict().status(), Details { reasons, inconclusive }, evidence)
 }
 
 /// The path and target of an inspect/open call, or the failure explaining why there are none.
@@ -295,9 +282,7 @@ export! {
             Ok(args) => args,
             Err(f) => return fail(out, f),
         };
-        let report = super::inspect(&path, &target);
-        let (details, evidence) = details_of(&report, None);
-        fill(out, verdict(&report), details, evidence)
+        fill_from(out, &super::inspect(&path, &target))
     }
 
     /// `ftshim_loader_open` — see include/ftshim_loader.h.
@@ -326,18 +311,12 @@ export! {
         match unsafe { super::open(&path, &target) } {
             Ok(module) => {
                 *init = Some(*module.init());
-                let (details, evidence) = details_of(&module.report, None);
                 // Dropping the handle does not unload: the library was opened RTLD_NODELETE,
                 // so the init function stays valid for the life of the process.
-                fill(out, FTSHIM_OK, details, evidence)
+                fill_from(out, &module.report)
             }
-            Err(err) => {
-                // A dlopen failure is one more reason, worded as OpenError words it.
-                let dl = err.dlopen_refusal();
-                let status = if dl.is_some() { FTSHIM_ERR_DLOPEN } else { verdict(err.report()) };
-                let (details, evidence) = details_of(err.report(), dl);
-                fill(out, status, details, evidence)
-            }
+            // A dlopen failure is the report's refusal (verdict DlopenFailed: FTSHIM_ERR_DLOPEN).
+            Err(err) => fill_from(out, err.report()),
         }
     }
 
@@ -399,6 +378,7 @@ export! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ftshim_boundary::status::FTSHIM_ERR_REFUSED;
 
     fn cpath(path: &std::path::Path) -> CString {
         CString::new(path.as_os_str().as_bytes()).unwrap()

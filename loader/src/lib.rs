@@ -11,7 +11,7 @@
 //! One job per module (the names below are re-exported here):
 //!
 //! - `code`: why a module is refused — [`Code`], [`Refusal`];
-//! - `report`: what an inspection found — [`Report`];
+//! - `report`: what an inspection found — [`Report`] — and the decision on it — [`Verdict`];
 //! - `target`: the interpreter a module is checked for — [`Target`], [`derive_ext_suffix`];
 //! - `inspect`: the checks made from the file alone — [`inspect()`], [`inspect_bytes`];
 //! - `open`: opening an accepted module — [`open()`], [`Module`], [`OpenError`];
@@ -38,6 +38,6 @@ pub use code::{Code, Refusal};
 pub use elf::{Evidence, FT_MARKERS, GIL_MARKERS};
 pub use inspect::{inspect, inspect_bytes, module_name};
 pub use open::{InitFn, Module, OpenError, PyObject, dl_text, open};
-pub use report::Report;
+pub use report::{Report, Verdict};
 pub use symbols::{ExportFile, Symbols};
 pub use target::{ProcessTargetError, Target, derive_ext_suffix, platform_triplet};

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::code::{Code, Refusal};
 use crate::file;
 use crate::inspect::inspect;
-use crate::report::Report;
+use crate::report::{Report, Verdict};
 use crate::target::Target;
 
 /// A module accepted by the loader and opened. The init function borrows from the library, so
@@ -49,7 +49,9 @@ pub enum OpenError {
     Refused(Box<Report>),
     /// `dlopen` or `dlsym` failed after the file was accepted.
     Dl {
-        /// The inspection that accepted the file.
+        /// The inspection that accepted the file, with the failure added as its one refusal
+        /// ([`Code::DlopenFailed`], worded with what the dynamic loader said), so its verdict is
+        /// [`Verdict::DlopenFailed`].
         report: Box<Report>,
         /// What the dynamic loader said.
         error: libloading::Error,
@@ -63,28 +65,14 @@ impl OpenError {
             OpenError::Io(r) | OpenError::Refused(r) | OpenError::Dl { report: r, .. } => r,
         }
     }
-
-    /// For [`OpenError::Dl`], the failure as a refusal with code [`Code::DlopenFailed`], worded
-    /// with what the dynamic loader said.
-    pub fn dlopen_refusal(&self) -> Option<Refusal> {
-        match self {
-            OpenError::Dl { error, .. } => Some(Refusal::new(
-                Code::DlopenFailed,
-                format!("accepted, but dlopen failed: {}", dl_text(error)),
-            )),
-            OpenError::Io(_) | OpenError::Refused(_) => None,
-        }
-    }
 }
 
 impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OpenError::Io(r) | OpenError::Refused(r) => write!(f, "refused: {}", r.messages().join("; ")),
-            OpenError::Dl { report, .. } => {
-                let refusal = self.dlopen_refusal().expect("a Dl error has a dlopen refusal");
-                f.write_str(&report.about(&refusal.message))
-            }
+            // The report of an accepted file: its one refusal is the dlopen failure.
+            OpenError::Dl { report, .. } => f.write_str(&report.messages().join("; ")),
         }
     }
 }
@@ -126,11 +114,10 @@ fn changed(report: &Report, now: std::io::Result<(u64, u64)>) -> Option<Refusal>
 /// docs/loader.md, not arbitrary code in a constructor: only open files you trust to that extent.
 pub unsafe fn open(path: &Path, target: &Target) -> Result<Module, OpenError> {
     let mut report = inspect(path, target);
-    if report.io_failed() {
-        return Err(OpenError::Io(Box::new(report)));
-    }
-    if !report.accepted() {
-        return Err(OpenError::Refused(Box::new(report)));
+    match report.verdict() {
+        Verdict::Accepted => {}
+        Verdict::IoFailed => return Err(OpenError::Io(Box::new(report))),
+        Verdict::Refused | Verdict::DlopenFailed => return Err(OpenError::Refused(Box::new(report))),
     }
     if let Some(refusal) = changed(&report, file::identity_now(path)) {
         report.refusals.push(refusal);
@@ -145,15 +132,24 @@ pub unsafe fn open(path: &Path, target: &Target) -> Result<Module, OpenError> {
     };
     let lib = match opened {
         Ok(lib) => libloading::Library::from(lib),
-        Err(error) => return Err(OpenError::Dl { report: Box::new(report), error }),
+        Err(error) => return Err(dl_failed(report, error)),
     };
     let init_name = format!("PyInit_{}", report.module);
     let name = format!("{init_name}\0");
     // SAFETY: presence check only; the type is the one `init` uses.
     if let Err(error) = unsafe { lib.get::<InitFn>(name.as_bytes()) } {
-        return Err(OpenError::Dl { report: Box::new(report), error });
+        return Err(dl_failed(report, error));
     }
     Ok(Module { lib, init_name, report })
+}
+
+/// The error for an accepted file that `dlopen` or `dlsym` then failed on: the failure becomes the
+/// report's refusal, so the report's verdict says what happened.
+fn dl_failed(mut report: Report, error: libloading::Error) -> OpenError {
+    report
+        .refusals
+        .push(Refusal::new(Code::DlopenFailed, format!("accepted, but dlopen failed: {}", dl_text(&error))));
+    OpenError::Dl { report: Box::new(report), error }
 }
 
 #[cfg(test)]

@@ -1,9 +1,52 @@
-//! The result of inspecting one file: [`Report`].
+//! The result of inspecting (and opening) one file: [`Report`], and the one decision taken from
+//! it: [`Verdict`].
 
 use std::path::PathBuf;
 
+use ftshim_boundary::status::{
+    FTSHIM_ERR_DLOPEN, FTSHIM_ERR_IO, FTSHIM_ERR_REFUSED, FTSHIM_OK, ftshim_status,
+};
+
 use crate::code::{Code, Refusal};
 use crate::elf::Evidence;
+
+/// What became of a file, decided in one place ([`Report::verdict`]) and read by the C API (its
+/// status), the CLI (its words and exit status) and the tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Nothing refuses the file.
+    Accepted,
+    /// At least one check refuses it (or, for `open`, the path was replaced before `dlopen`).
+    Refused,
+    /// Its bytes could not be had at all (an I/O code, see [`Code::is_io`]); this wins over
+    /// every other refusal.
+    IoFailed,
+    /// `open` only: the file was accepted, but `dlopen` or `dlsym` failed.
+    DlopenFailed,
+}
+
+impl Verdict {
+    /// `"accepted"`, `"refused"`, `"unreadable"` or `"dlopen-failed"` (the CLI's `--json` words).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Accepted => "accepted",
+            Verdict::Refused => "refused",
+            Verdict::IoFailed => "unreadable",
+            Verdict::DlopenFailed => "dlopen-failed",
+        }
+    }
+
+    /// The C API's status for it: `FTSHIM_OK`, `FTSHIM_ERR_REFUSED`, `FTSHIM_ERR_IO` or
+    /// `FTSHIM_ERR_DLOPEN`.
+    pub fn status(self) -> ftshim_status {
+        match self {
+            Verdict::Accepted => FTSHIM_OK,
+            Verdict::Refused => FTSHIM_ERR_REFUSED,
+            Verdict::IoFailed => FTSHIM_ERR_IO,
+            Verdict::DlopenFailed => FTSHIM_ERR_DLOPEN,
+        }
+    }
+}
 
 /// The result of inspecting one file.
 #[derive(Debug, Clone)]
@@ -25,14 +68,30 @@ pub struct Report {
 }
 
 impl Report {
-    /// True when nothing refuses the file.
-    pub fn accepted(&self) -> bool {
-        self.refusals.is_empty()
+    /// The verdict on the file: an I/O refusal makes it [`Verdict::IoFailed`], a
+    /// [`Code::DlopenFailed`] one (added by `open`) [`Verdict::DlopenFailed`], any other
+    /// [`Verdict::Refused`]; no refusal at all is [`Verdict::Accepted`]. The one place the decision
+    /// is taken.
+    pub fn verdict(&self) -> Verdict {
+        if self.refusals.iter().any(|r| r.code.is_io()) {
+            Verdict::IoFailed
+        } else if self.refusals.iter().any(|r| r.code == Code::DlopenFailed) {
+            Verdict::DlopenFailed
+        } else if self.refusals.is_empty() {
+            Verdict::Accepted
+        } else {
+            Verdict::Refused
+        }
     }
 
-    /// True when the file's bytes could not be had at all (see [`Code::is_io`]).
+    /// The verdict is [`Verdict::Accepted`]: nothing refuses the file.
+    pub fn accepted(&self) -> bool {
+        self.verdict() == Verdict::Accepted
+    }
+
+    /// The verdict is [`Verdict::IoFailed`]: the file's bytes could not be had at all.
     pub fn io_failed(&self) -> bool {
-        self.refusals.iter().any(|r| r.code.is_io())
+        self.verdict() == Verdict::IoFailed
     }
 
     /// Codes of all refusals, in order.
