@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use ftshim_loader::child;
 pub use ftshim_loader::describe::Interpreter;
 
 /// The repository root.
@@ -401,32 +402,19 @@ fn run_driver(
 ) -> DriverRun {
     let mut all = vec![script.to_str().expect("utf-8 path")];
     all.extend_from_slice(args);
-    let mut child = python_command(interp, pythonpath, &all)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+    let mut cmd = python_command(interp, pythonpath, &all);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    // Drained while it runs: a chatty driver is not mistaken for a deadlocked one.
+    let run = child::run_within(&mut cmd, timeout)
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", interp.executable.display()));
-    let start = std::time::Instant::now();
-    let timed_out = loop {
-        if child.try_wait().expect("wait for python").is_some() {
-            break false;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            break true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().expect("collect python output");
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     let label = format!("{} {args:?} on {}", script.display(), interp.executable.display());
     assert!(
-        !timed_out,
+        !run.timed_out,
         "{label} did not finish within {timeout:?} (deadlock?)\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(out.status.success(), "{label} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
-    DriverRun { values: parse_kv(&out.stdout), stderr: stderr.into_owned() }
+    assert!(run.status.success(), "{label} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}", run.status);
+    DriverRun { values: parse_kv(&run.stdout), stderr: stderr.into_owned() }
 }
 
 /// Parses `key=value` lines (the stress driver's output).
@@ -456,9 +444,11 @@ pub fn run_counter_stress(
     run_driver(interp, module_dir, &script, &args, std::time::Duration::from_secs(300), &[])
 }
 
-/// Runs the `ftshim` CLI with `args`; returns (exit code, stdout, stderr).
+/// Runs the `ftshim` CLI with `args` (at most ten minutes); returns (exit code, stdout, stderr).
 pub fn ftshim_cli(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
-    let out = Command::new(&artifacts().cli).args(args).output().expect("run ftshim");
+    let mut cmd = Command::new(&artifacts().cli);
+    cmd.args(args);
+    let out = output_within(&mut cmd, std::time::Duration::from_secs(600), "ftshim");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -466,42 +456,19 @@ pub fn ftshim_cli(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
     )
 }
 
-/// Runs `cmd` (stdout and stderr captured), killing it and panicking, naming `what`, if it has not
-/// finished within `limit`: a hang must fail a test, not stall it.
+/// Runs `cmd` (stdin `/dev/null`, stdout and stderr captured and drained while it runs), killing
+/// it and panicking, naming `what`, if it has not finished within `limit`: a hang must fail a
+/// test, not stall it.
 pub fn output_within(cmd: &mut Command, limit: std::time::Duration, what: &str) -> Output {
-    use std::io::Read;
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            buf
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("piped")));
-    let err = drain(Box::new(child.stderr.take().expect("piped")));
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{what} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.join().unwrap_or_default()),
-                String::from_utf8_lossy(&err.join().unwrap_or_default())
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
-    Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
+    let run = child::run_within(cmd, limit).unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    if run.timed_out {
+        panic!(
+            "{what} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    Output { status: run.status, stdout: run.stdout, stderr: run.stderr }
 }
 
 /// Writes the C `source` to `<out>/<name>.c` and builds it as the module `<out>/<name><EXT_SUFFIX>`

@@ -1,11 +1,12 @@
 //! `ftshim audit`: every extension module under some directories, inspected for the target
 //! interpreter and, with `--import`, imported in a child interpreter.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use ftshim_loader::child::Running;
 use ftshim_loader::describe::Interpreter;
 use ftshim_loader::{self as loader, Report, Target};
 use serde_json::{Value, json};
@@ -410,48 +411,22 @@ fn import_in_child(interp: &Interpreter, name: &str, path: &Path, timeout: Durat
         warnings: vec![],
         seconds: start.elapsed().as_secs_f64(),
     };
-    let child = Command::new(&interp.executable)
-        .args(["-I", "-B"])
-        .arg("-c")
-        .arg(IMPORT_CHILD)
-        .arg(name)
-        .arg(path)
-        .env_remove("PYTHON_GIL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
+    let mut cmd = Command::new(&interp.executable);
+    cmd.args(["-I", "-B"]).arg("-c").arg(IMPORT_CHILD).arg(name).arg(path).env_remove("PYTHON_GIL");
+    // Both pipes are drained while the child runs, so a chatty module cannot block on a full pipe.
+    let running = match Running::spawn(&mut cmd) {
+        Ok(r) => r,
         Err(e) => return failed("error", format!("cannot run {}: {e}", interp.executable.display())),
     };
-    // Drain both pipes on threads so a chatty module cannot block on a full pipe.
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
+    let run = match running.wait_within(timeout) {
+        Ok(run) => run,
+        Err(e) => return failed("error", format!("waiting for the child: {e}")),
     };
-    let out = drain(Box::new(child.stdout.take().expect("piped")));
-    let err = drain(Box::new(child.stderr.take().expect("piped")));
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return failed("error", format!("waiting for the child: {e}")),
-        }
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    let Some(status) = status else {
+    if run.timed_out {
         return failed("timeout", format!("timed out after {} s; killed", timeout.as_secs()));
-    };
+    }
+    let (status, stdout, stderr) =
+        (run.status, String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
         let tail: String = stderr
             .lines()

@@ -19,9 +19,12 @@
 //! - `elf`: the evidence in an ELF file's headers and dynamic symbols — [`Evidence`];
 //! - `symbols`: what the target interpreter exports — [`Symbols`];
 //! - [`capi`]: the C API; [`version`]: the loader ABI version;
-//! - `describe` (feature `describe`, enabled by tools only): an interpreter from its executable.
+//! - `describe` (feature `describe`, enabled by tools only): an interpreter from its executable;
+//! - `child` (feature `describe`): running a child process with a deadline, for the tools.
 
 pub mod capi;
+#[cfg(feature = "describe")]
+pub mod child;
 mod code;
 #[cfg(feature = "describe")]
 pub mod describe;
