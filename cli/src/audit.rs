@@ -373,33 +373,10 @@ fn print_table(interp: &Interpreter, roots: &[PathBuf], entries: &[Entry], impor
 }
 
 /// Loads exactly `path` as module `name` in a fresh child interpreter (`-B`: no bytecode written)
-/// and reports the GIL state
-/// before and after, every warning, and any error. Runs with `-I` (no user site, no PYTHON*
-/// variables) and without `PYTHON_GIL`, so the GIL state is the one the module leaves.
-const IMPORT_CHILD: &str = r#"
-import importlib.util, json, sys, time, warnings
-name, path = sys.argv[1], sys.argv[2]
-is_gil = getattr(sys, "_is_gil_enabled", None)
-res = {"gil_before": is_gil() if is_gil else None, "error": None}
-t0 = time.perf_counter()
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"no extension-module spec for {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    except BaseException as e:
-        res["error"] = f"{type(e).__name__}: {e}"
-res["seconds"] = time.perf_counter() - t0
-res["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
-res["gil_after"] = is_gil() if is_gil else None
-sys.stdout.flush()
-sys.stdout.write("\nFTSHIM-AUDIT " + json.dumps(res) + "\n")
-sys.stdout.flush()
-"#;
+/// and reports the GIL state before and after, every warning, and any error. Runs with `-I` (no
+/// user site, no PYTHON* variables) and without `PYTHON_GIL`, so the GIL state is the one the
+/// module leaves.
+const IMPORT_CHILD: &str = include_str!("audit/import_child.py");
 
 fn import_in_child(interp: &Interpreter, name: &str, path: &Path, timeout: Duration) -> Imported {
     let start = Instant::now();
