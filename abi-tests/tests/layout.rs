@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use ftshim::immortal::layout;
-use ftshim_abi_tests::{Interpreter, interpreters, scratch, workspace_root};
+use ftshim_abi_tests::{Interpreter, c_program, interpreters, scratch, workspace_root, write_source};
 
 /// Sizes, alignments, field offsets and simple constants as bindgen's generated layout tests
 /// state them.
@@ -75,21 +75,12 @@ fn macro_values(label: &str, interp: &Interpreter, exprs: &[&str]) -> Vec<i128> 
     let dir = scratch(&format!("layout-macros-{label}"));
     let body: String =
         exprs.iter().map(|e| format!("    printf(\"%lld\\n\", (long long)({e}));\n")).collect();
-    let src = dir.join("values.c");
-    std::fs::write(
-        &src,
-        format!("#include <Python.h>\n#include <stdio.h>\nint main(void) {{\n{body}    return 0;\n}}\n"),
-    )
-    .unwrap();
-    let exe = dir.join("values");
-    let out = Command::new("cc")
-        .arg(format!("-I{}", interp.include_dir.display()))
-        .arg(&src)
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let src = write_source(
+        &dir,
+        "values.c",
+        &format!("#include <Python.h>\n#include <stdio.h>\nint main(void) {{\n{body}    return 0;\n}}\n"),
+    );
+    let exe = c_program(&src, interp, &dir, &[]);
     let run = Command::new(&exe).output().unwrap();
     String::from_utf8_lossy(&run.stdout).lines().map(|l| l.parse().unwrap()).collect()
 }

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ftshim_abi_tests::loader_corpus::{self, Corpus};
+use ftshim_abi_tests::corpus::{self, Corpus};
 use ftshim_abi_tests::{
     Interpreter, artifacts, build_c_source, build_extension, c_program, interpreters, output_within, scratch,
+    write_source,
 };
 use ftshim_loader as loader;
 
@@ -108,7 +109,7 @@ fn rust_lines(how: &str, path: &Path, target: &loader::Target) -> String {
 }
 
 fn corpus() -> Corpus {
-    loader_corpus::build("loader-capi-corpus")
+    corpus::build("loader-capi-corpus")
 }
 
 fn case(c: &Corpus, label: &str) -> PathBuf {
@@ -121,8 +122,7 @@ fn a_c_program_gets_the_rust_reasons_and_opens_only_accepted_modules() {
     let c = corpus();
     let dir = scratch("loader-capi-c");
     let missing = build_c_source("needsmissing", NEEDS_MISSING_C, ft, &dir);
-    let src = dir.join("capi.c");
-    std::fs::write(&src, CAPI_C).unwrap();
+    let src = write_source(&dir, "capi.c", CAPI_C);
     let libdir = ft.exports_file.parent().unwrap();
     let extra = [
         "-Wpedantic".to_owned(),

@@ -7,14 +7,14 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ftshim_abi_tests::loader_corpus::{self, Corpus};
+use ftshim_abi_tests::corpus::{self, Corpus};
 use ftshim_abi_tests::{artifacts, interpreters, output_within};
 use ftshim_loader::{self as loader, Code, OpenError};
 use serde_json::Value;
 
 fn corpus() -> &'static Corpus {
     static CELL: OnceLock<Corpus> = OnceLock::new();
-    CELL.get_or_init(|| loader_corpus::build("loader-corpus"))
+    CELL.get_or_init(|| corpus::build("loader-corpus"))
 }
 
 fn codes(report: &loader::Report) -> Vec<&'static str> {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ftshim_abi_tests::loader_corpus::{LIMITED_SOURCE, truncations};
+use ftshim_abi_tests::corpus::{LIMITED_SOURCE, truncations};
 use ftshim_abi_tests::{build_c_source, build_extension, interpreters, scratch};
 use ftshim_loader as loader;
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
