@@ -2,7 +2,7 @@
 //!
 //! Reasons never go to a global "last error": they go into the caller's
 //! `ftshim_loader_report` (its first field is its size, and the struct only grows at the end).
-//! The variable-length part (each reason's code and text) is allocated by libftshim, reached
+//! The variable-length part (each reason's code and text) is allocated by libftshim_loader, reached
 //! through `ftshim_loader_report_reason` / `_inconclusive`, and released by
 //! `ftshim_loader_report_clear`.
 
@@ -63,7 +63,7 @@ pub struct ftshim_loader_report {
     pub inconclusive_count: u32,
     /// `FTSHIM_LOADER_EVIDENCE_*` bits.
     pub evidence: u32,
-    /// libftshim's allocation holding the texts; released by `ftshim_loader_report_clear`.
+    /// libftshim_loader's allocation holding the texts; released by `ftshim_loader_report_clear`.
     pub _ftshim_private: *mut c_void,
 }
 
@@ -254,7 +254,7 @@ unsafe fn arguments(
     Ok((path, target))
 }
 
-/// The private details of a report filled by libftshim, if any.
+/// The private details of a report filled by libftshim_loader, if any.
 ///
 /// # Safety
 /// `report._ftshim_private` is NULL or was set by `fill` and not yet cleared.
@@ -328,7 +328,7 @@ export! {
         message: *mut *const c_char,
     ) -> ftshim_status {
         let report = try_ref!(report);
-        // SAFETY: the header's contract: the report was filled by libftshim or is empty.
+        // SAFETY: the header's contract: the report was filled by libftshim_loader or is empty.
         let Some((c, m)) = (unsafe { details(report) }).and_then(|d| d.reasons.get(index as usize)) else {
             return FTSHIM_ERR_INVALID_ARGUMENT;
         };
@@ -351,7 +351,7 @@ export! {
     ) -> ftshim_status {
         let report = try_ref!(report);
         let message = try_mut!(message);
-        // SAFETY: the header's contract: the report was filled by libftshim or is empty.
+        // SAFETY: the header's contract: the report was filled by libftshim_loader or is empty.
         let Some(m) = (unsafe { details(report) }).and_then(|d| d.inconclusive.get(index as usize)) else {
             return FTSHIM_ERR_INVALID_ARGUMENT;
         };
@@ -482,6 +482,30 @@ mod tests {
             assert!(short._ftshim_private.is_null());
             assert_eq!(ftshim_loader_report_clear(std::ptr::null_mut()), FTSHIM_ERR_NULL_ARGUMENT);
         }
+    }
+
+    #[test]
+    fn a_path_is_raw_bytes_not_utf8() {
+        // A path that is not UTF-8 is a path like any other (no invalid-argument): here, one that
+        // names nothing, so the I/O verdict, with the bytes shown as the file system's text.
+        let target = ftshim_loader_target {
+            size: std::mem::size_of::<ftshim_loader_target>(),
+            version_hex: 0x030d05f0,
+            flags: FTSHIM_LOADER_FREE_THREADED,
+            ext_suffix: c".cpython-313t-x86_64-linux-gnu.so".as_ptr(),
+            exports_path: std::ptr::null(),
+        };
+        let path = c"/nonexistent-ftshim/\xff\xfe.cpython-313t-x86_64-linux-gnu.so";
+        let mut report = empty_report();
+        // SAFETY: all pointers are valid for the call.
+        let status = unsafe { ftshim_loader_inspect(path.as_ptr(), &target, &mut report) };
+        assert_eq!(status, ftshim_boundary::status::FTSHIM_ERR_IO);
+        let got = reasons(&report);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, "not-found");
+        assert!(got[0].1.starts_with("/nonexistent-ftshim/\u{fffd}\u{fffd}.cpython-313t"), "{got:?}");
+        // SAFETY: filled by libftshim.
+        unsafe { ftshim_loader_report_clear(&mut report) };
     }
 
     #[test]

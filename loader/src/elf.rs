@@ -44,7 +44,7 @@ pub(crate) struct Examined {
     pub(crate) notes: Vec<String>,
 }
 
-/// The ELF class, byte order and machine of the machine libftshim was built for.
+/// The ELF class, byte order and machine of the machine libftshim_loader was built for.
 #[cfg(target_pointer_width = "64")]
 type HostHeader = elf::FileHeader64<Endianness>;
 #[cfg(target_pointer_width = "32")]
@@ -55,7 +55,7 @@ const HOST_CLASS: elf::FileClass =
 const HOST_DATA: elf::DataEncoding =
     if cfg!(target_endian = "little") { elf::ELFDATA2LSB } else { elf::ELFDATA2MSB };
 
-/// `e_machine` of this machine (0 when libftshim does not know it: every machine is refused).
+/// `e_machine` of this machine (0 when libftshim_loader does not know it: every machine is refused).
 pub(crate) const HOST_MACHINE: elf::Machine = if cfg!(target_arch = "x86_64") {
     elf::EM_X86_64
 } else if cfg!(target_arch = "aarch64") {

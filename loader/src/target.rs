@@ -28,7 +28,7 @@ const DEBUG_ONLY_EXPORTS: &[&str] = &["_Py_INCREF_IncRefTotal", "_Py_RefTotal"];
 pub enum ProcessTargetError {
     /// No CPython 3.11+ in the process's global scope.
     NoRuntime,
-    /// libftshim does not know this platform's multiarch triplet, so it cannot derive
+    /// libftshim_loader does not know this platform's multiarch triplet, so it cannot derive
     /// `EXT_SUFFIX`: describe the target explicitly.
     UnknownPlatform,
 }
@@ -51,7 +51,7 @@ impl fmt::Display for ProcessTargetError {
 
 impl std::error::Error for ProcessTargetError {}
 
-/// CPython's `PLATFORM_TRIPLET` (`sys.implementation._multiarch`) for the platform libftshim was
+/// CPython's `PLATFORM_TRIPLET` (`sys.implementation._multiarch`) for the platform libftshim_loader was
 /// built for, when known.
 pub fn platform_triplet() -> Option<&'static str> {
     let gnu = cfg!(target_env = "gnu");
