@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ftshim_abi_tests::loader_corpus::{KEEPS_GIL_SOURCE, RAISES_SOURCE};
+use ftshim_abi_tests::corpus::{KEEPS_GIL_SOURCE, RAISES_SOURCE};
 use ftshim_abi_tests::{artifacts, build_c_source, build_extension, interpreters, output_within, scratch};
 use serde_json::Value;
 

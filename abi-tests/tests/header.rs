@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use ftshim_abi_tests::{LIBRARIES, Library, artifacts, c_program, interpreters, scratch, workspace_root};
+use ftshim_abi_tests::{
+    LIBRARIES, Library, artifacts, c_program, interpreters, scratch, workspace_root, write_source,
+};
 use object::{Object, ObjectSymbol};
 
 fn read(rel: &str) -> String {
@@ -186,9 +188,9 @@ fn the_status_table_matches_the_status_header() {
 fn the_compiled_in_versions_match_the_loaded_libraries() {
     let ft = &interpreters().ft;
     let dir = scratch("header-version");
-    let src = dir.join("version.c");
-    std::fs::write(
-        &src,
+    let src = write_source(
+        &dir,
+        "version.c",
         r#"#include "ftshim.h"
 #include "ftshim_loader.h"
 #include <stdio.h>
@@ -212,8 +214,7 @@ int main(void) {
            ftshim_loader_abi_version() == FTSHIM_LOADER_ABI_VERSION ? 0 : 1;
 }
 "#,
-    )
-    .unwrap();
+    );
     let exe = c_program(&src, ft, &dir, &["-lftshim_loader".to_owned()]);
     let run = Command::new(&exe).output().unwrap();
     assert!(

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ftshim_abi_tests::loader_corpus::{self, Corpus};
+use ftshim_abi_tests::corpus::{self, Corpus};
 use ftshim_abi_tests::{
     Interpreter, artifacts, build_c_source, build_extension, c_program, interpreters, output_within, scratch,
+    workspace_root, write_source,
 };
 use ftshim_loader as loader;
 
@@ -92,13 +93,7 @@ PyMODINIT_FUNC PyInit_needsmissing(void) {
 /// What the Rust API says, in the C program's format (for an explicit FT target).
 fn rust_lines(how: &str, path: &Path, target: &loader::Target) -> String {
     let r = loader::inspect(path, target);
-    let status = if r.io_failed() {
-        -11
-    } else if r.accepted() {
-        0
-    } else {
-        -10
-    };
+    let status = r.verdict().status().0;
     let evidence = r.evidence.as_ref().map_or(0, |ev| {
         1 | if ev.ft_markers.is_empty() { 0 } else { 2 } | if ev.gil_markers.is_empty() { 0 } else { 4 }
     });
@@ -108,13 +103,13 @@ fn rust_lines(how: &str, path: &Path, target: &loader::Target) -> String {
         r.inconclusive.len()
     );
     for x in &r.refusals {
-        s.push_str(&format!("  [{}] {}\n", x.code, x.message));
+        s.push_str(&format!("  [{}] {}\n", x.code, r.about(&x.message)));
     }
     s
 }
 
 fn corpus() -> Corpus {
-    loader_corpus::build("loader-capi-corpus")
+    corpus::build("loader-capi-corpus")
 }
 
 fn case(c: &Corpus, label: &str) -> PathBuf {
@@ -127,8 +122,7 @@ fn a_c_program_gets_the_rust_reasons_and_opens_only_accepted_modules() {
     let c = corpus();
     let dir = scratch("loader-capi-c");
     let missing = build_c_source("needsmissing", NEEDS_MISSING_C, ft, &dir);
-    let src = dir.join("capi.c");
-    std::fs::write(&src, CAPI_C).unwrap();
+    let src = write_source(&dir, "capi.c", CAPI_C);
     let libdir = ft.exports_file.parent().unwrap();
     let extra = [
         "-Wpedantic".to_owned(),
@@ -193,33 +187,25 @@ fn a_c_program_gets_the_rust_reasons_and_opens_only_accepted_modules() {
     assert_eq!(stdout, expected);
 }
 
-/// Loads libftshim_loader with ctypes inside the interpreter and inspects with a NULL target: the
-/// running process. Prints `status|codes|messages` per file.
+/// Loads libftshim_loader with ctypes inside the interpreter through the one Python binding (the
+/// guard's `Loader`, imported from cli/src/guard) and inspects with a NULL target: the running
+/// process. Prints `status|codes|messages` per file.
 const CTYPES_PY: &str = r#"
-import ctypes, sys
-lib = ctypes.CDLL(sys.argv[1])
-class Report(ctypes.Structure):
-    _fields_ = [("size", ctypes.c_size_t), ("status", ctypes.c_int32), ("reason_count", ctypes.c_uint32),
-                ("inconclusive_count", ctypes.c_uint32), ("evidence", ctypes.c_uint32), ("private", ctypes.c_void_p)]
-lib.ftshim_loader_inspect.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(Report)]
-lib.ftshim_loader_report_reason.argtypes = [ctypes.POINTER(Report), ctypes.c_uint32,
-                                            ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)]
-for path in sys.argv[2:]:
-    r = Report(); r.size = ctypes.sizeof(Report)
-    st = lib.ftshim_loader_inspect(path.encode(), None, ctypes.byref(r))
-    reasons = []
-    for i in range(r.reason_count):
-        c, m = ctypes.c_char_p(), ctypes.c_char_p()
-        lib.ftshim_loader_report_reason(ctypes.byref(r), i, ctypes.byref(c), ctypes.byref(m))
-        reasons.append((c.value.decode(), m.value.decode()))
-    lib.ftshim_loader_report_clear(ctypes.byref(r))
+import sys
+sys.path.insert(0, sys.argv[1])
+import _ftshim_guard
+loader = _ftshim_guard.Loader(sys.argv[2])
+for path in sys.argv[3:]:
+    st, _, reasons = loader.inspect(path)
     print(st, ",".join(c for c, _ in reasons), " || ".join(m for _, m in reasons), sep="|")
 "#;
 
 fn ctypes_run(interp: &Interpreter, files: &[PathBuf]) -> Vec<(i32, String, String)> {
     let lib = artifacts().lib_dir.join("libftshim_loader.so.1");
+    let binding = workspace_root().join("cli/src/guard");
     let mut cmd = Command::new(&interp.executable);
-    cmd.arg("-I").arg("-c").arg(CTYPES_PY).arg(&lib).args(files);
+    // -B: importing the binding from the source tree writes no bytecode there.
+    cmd.args(["-I", "-B", "-c", CTYPES_PY]).arg(&binding).arg(&lib).args(files);
     let out = output_within(&mut cmd, Duration::from_secs(60), "ctypes inspection");
     assert!(
         out.status.success(),
@@ -280,5 +266,45 @@ fn inside_each_interpreter_the_running_process_is_the_target() {
                 "{label}: {rest}"
             );
         }
+    }
+}
+
+/// The Python binding's ctypes structs have the C layout: the same size and, field by field, the
+/// same names and offsets as the Rust definitions (which tests/layout.rs checks against the
+/// header), in every interpreter.
+#[test]
+fn the_python_binding_lays_the_structs_out_as_the_header_does() {
+    use std::mem::{offset_of, size_of};
+
+    use loader::capi::{ftshim_loader_report, ftshim_loader_target};
+    const LAYOUT_PY: &str = r#"
+import ctypes, sys
+sys.path.insert(0, sys.argv[1])
+import _ftshim_guard
+for s in (_ftshim_guard.Target, _ftshim_guard.Report):
+    print(ctypes.sizeof(s), *(f"{name}@{getattr(s, name).offset}" for name, _ in s._fields_))
+"#;
+    let expected = format!(
+        "{} size@{} version_hex@{} flags@{} ext_suffix@{} exports_path@{}\n{} size@{} status@{} reason_count@{} inconclusive_count@{} evidence@{} _ftshim_private@{}\n",
+        size_of::<ftshim_loader_target>(),
+        offset_of!(ftshim_loader_target, size),
+        offset_of!(ftshim_loader_target, version_hex),
+        offset_of!(ftshim_loader_target, flags),
+        offset_of!(ftshim_loader_target, ext_suffix),
+        offset_of!(ftshim_loader_target, exports_path),
+        size_of::<ftshim_loader_report>(),
+        offset_of!(ftshim_loader_report, size),
+        offset_of!(ftshim_loader_report, status),
+        offset_of!(ftshim_loader_report, reason_count),
+        offset_of!(ftshim_loader_report, inconclusive_count),
+        offset_of!(ftshim_loader_report, evidence),
+        offset_of!(ftshim_loader_report, _ftshim_private),
+    );
+    for (label, interp) in interpreters().all() {
+        let mut cmd = Command::new(&interp.executable);
+        cmd.args(["-I", "-B", "-c", LAYOUT_PY]).arg(workspace_root().join("cli/src/guard"));
+        let out = output_within(&mut cmd, Duration::from_secs(60), "the binding's layout");
+        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{label}");
     }
 }

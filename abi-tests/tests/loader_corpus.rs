@@ -7,14 +7,14 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ftshim_abi_tests::loader_corpus::{self, Corpus};
+use ftshim_abi_tests::corpus::{self, Corpus};
 use ftshim_abi_tests::{artifacts, interpreters, output_within};
 use ftshim_loader::{self as loader, Code, OpenError};
 use serde_json::Value;
 
 fn corpus() -> &'static Corpus {
     static CELL: OnceLock<Corpus> = OnceLock::new();
-    CELL.get_or_init(|| loader_corpus::build("loader-corpus"))
+    CELL.get_or_init(|| corpus::build("loader-corpus"))
 }
 
 fn codes(report: &loader::Report) -> Vec<&'static str> {
@@ -22,7 +22,12 @@ fn codes(report: &loader::Report) -> Vec<&'static str> {
 }
 
 fn message(report: &loader::Report, code: &str) -> String {
-    report.refusals.iter().find(|r| r.code.as_str() == code).map(|r| r.message.clone()).unwrap_or_default()
+    report
+        .refusals
+        .iter()
+        .find(|r| r.code.as_str() == code)
+        .map(|r| report.about(&r.message))
+        .unwrap_or_default()
 }
 
 fn case(label: &str) -> PathBuf {
@@ -43,12 +48,12 @@ fn every_corpus_file_is_refused_with_its_exact_codes() {
         assert_eq!(codes(&report), case.codes, "{}: {:#?}", case.label, report.refusals);
         let io = case.codes.iter().all(|c| Code::ALL.iter().any(|k| k.as_str() == *c && k.is_io()));
         assert_eq!(report.io_failed(), io, "{}", case.label);
-        for r in &report.refusals {
+        for message in report.messages() {
             assert!(
-                r.message.starts_with(&format!("{}: ", case.path.display())),
+                message.starts_with(&format!("{}: ", case.path.display())),
                 "{}: {}",
                 case.label,
-                r.message
+                message
             );
         }
     }
@@ -196,7 +201,7 @@ fn the_free_threaded_interpreters_own_modules_and_the_examples_are_accepted() {
         let report = loader::inspect(path, &target);
         let tail = &path.file_name().unwrap().to_string_lossy()["counter".len()..];
         assert_eq!(
-            report.inconclusive,
+            report.notes(),
             vec![format!(
                 "{}: '{tail}' is not the target's EXT_SUFFIX '{}'; accepted because the undefined symbols prove a free-threaded build (_Py_DecRefShared, _Py_MergeZeroLocalRefcount), which does not prove the minor version it was built for",
                 path.display(),
@@ -268,7 +273,7 @@ fn an_unreadable_file_is_reported_as_unreadable_even_as_root() {
     let report = report.1;
     assert_eq!(codes(&report), ["unreadable"]);
     assert_eq!(
-        report.refusals[0].message,
+        report.messages()[0],
         format!(
             "{}: cannot read: expected a readable file, found: Permission denied (os error 13)",
             path.display()

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ftshim_abi_tests::loader_corpus::{LIMITED_SOURCE, truncations};
+use ftshim_abi_tests::corpus::{LIMITED_SOURCE, truncations};
 use ftshim_abi_tests::{build_c_source, build_extension, interpreters, scratch};
 use ftshim_loader as loader;
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
@@ -253,7 +253,8 @@ fn mutated_elf_modules_never_crash_or_hang_the_inspector() {
         slowest = slowest.max(t0.elapsed());
         for r in &report.refusals {
             assert!(!r.code.is_io(), "execution {i}: I/O code {} from in-memory bytes", r.code);
-            assert!(r.message.starts_with(&format!("{name}: ")), "execution {i}: {} ({log:?})", r.message);
+            let message = report.about(&r.message);
+            assert!(message.starts_with(&format!("{name}: ")), "execution {i}: {message} ({log:?})");
             *seen.entry(r.code.as_str()).or_default() += 1;
         }
         accepted += u64::from(report.accepted());

@@ -1,17 +1,18 @@
 //! `ftshim audit`: every extension module under some directories, inspected for the target
 //! interpreter and, with `--import`, imported in a child interpreter.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use ftshim_loader::child::Running;
 use ftshim_loader::describe::Interpreter;
 use ftshim_loader::{self as loader, Report, Target};
 use serde_json::{Value, json};
 
-use crate::output::{report_details, report_json, target_json, verdict};
-use crate::{EXIT_REFUSED, EXIT_USAGE, interpreter, target_line};
+use crate::output::{Tally, report_details, report_json, target_json};
+use crate::{EXIT_USAGE, interpreter, target_line};
 
 /// One extension module found.
 struct Entry {
@@ -159,8 +160,8 @@ pub fn run(
     }
     progress.finish();
 
-    let count = |v: &str| entries.iter().filter(|e| verdict(&e.report) == v).count();
-    let (accepted, refused, unreadable) = (count("accepted"), count("refused"), count("unreadable"));
+    let tally = Tally::of(entries.iter().map(|e| &e.report));
+    let Tally { accepted, refused, unreadable } = tally;
     let inconclusive = entries.iter().filter(|e| !e.report.inconclusive.is_empty()).count();
     let imports: Vec<&Imported> = entries.iter().filter_map(|e| e.import.as_ref()).collect();
     let import_count = |s: &str| imports.iter().filter(|i| i.status == s).count();
@@ -215,13 +216,7 @@ pub fn run(
             );
         }
     }
-    if unreadable > 0 || !walk_errors.is_empty() {
-        ExitCode::from(EXIT_USAGE)
-    } else if refused > 0 || import_failed > 0 || gil_reenabled > 0 {
-        ExitCode::from(EXIT_REFUSED)
-    } else {
-        ExitCode::SUCCESS
-    }
+    tally.exit_code(!walk_errors.is_empty(), import_failed > 0 || gil_reenabled > 0)
 }
 
 /// Collects files under `dir` whose names end in `.so`, with their package path. Symbolic links
@@ -307,7 +302,8 @@ fn print_table(interp: &Interpreter, roots: &[PathBuf], entries: &[Entry], impor
             } else {
                 e.report.refusals.iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(", ")
             };
-            let mut row = vec![e.module.clone(), e.tag.clone(), verdict(&e.report).to_owned(), reason];
+            let mut row =
+                vec![e.module.clone(), e.tag.clone(), e.report.verdict().as_str().to_owned(), reason];
             if imported {
                 let (status, gil) = match &e.import {
                     None => ("-".to_owned(), "-".to_owned()),
@@ -377,33 +373,10 @@ fn print_table(interp: &Interpreter, roots: &[PathBuf], entries: &[Entry], impor
 }
 
 /// Loads exactly `path` as module `name` in a fresh child interpreter (`-B`: no bytecode written)
-/// and reports the GIL state
-/// before and after, every warning, and any error. Runs with `-I` (no user site, no PYTHON*
-/// variables) and without `PYTHON_GIL`, so the GIL state is the one the module leaves.
-const IMPORT_CHILD: &str = r#"
-import importlib.util, json, sys, time, warnings
-name, path = sys.argv[1], sys.argv[2]
-is_gil = getattr(sys, "_is_gil_enabled", None)
-res = {"gil_before": is_gil() if is_gil else None, "error": None}
-t0 = time.perf_counter()
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"no extension-module spec for {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    except BaseException as e:
-        res["error"] = f"{type(e).__name__}: {e}"
-res["seconds"] = time.perf_counter() - t0
-res["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
-res["gil_after"] = is_gil() if is_gil else None
-sys.stdout.flush()
-sys.stdout.write("\nFTSHIM-AUDIT " + json.dumps(res) + "\n")
-sys.stdout.flush()
-"#;
+/// and reports the GIL state before and after, every warning, and any error. Runs with `-I` (no
+/// user site, no PYTHON* variables) and without `PYTHON_GIL`, so the GIL state is the one the
+/// module leaves.
+const IMPORT_CHILD: &str = include_str!("audit/import_child.py");
 
 fn import_in_child(interp: &Interpreter, name: &str, path: &Path, timeout: Duration) -> Imported {
     let start = Instant::now();
@@ -415,48 +388,22 @@ fn import_in_child(interp: &Interpreter, name: &str, path: &Path, timeout: Durat
         warnings: vec![],
         seconds: start.elapsed().as_secs_f64(),
     };
-    let child = Command::new(&interp.executable)
-        .args(["-I", "-B"])
-        .arg("-c")
-        .arg(IMPORT_CHILD)
-        .arg(name)
-        .arg(path)
-        .env_remove("PYTHON_GIL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
+    let mut cmd = Command::new(&interp.executable);
+    cmd.args(["-I", "-B"]).arg("-c").arg(IMPORT_CHILD).arg(name).arg(path).env_remove("PYTHON_GIL");
+    // Both pipes are drained while the child runs, so a chatty module cannot block on a full pipe.
+    let running = match Running::spawn(&mut cmd) {
+        Ok(r) => r,
         Err(e) => return failed("error", format!("cannot run {}: {e}", interp.executable.display())),
     };
-    // Drain both pipes on threads so a chatty module cannot block on a full pipe.
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
+    let run = match running.wait_within(timeout) {
+        Ok(run) => run,
+        Err(e) => return failed("error", format!("waiting for the child: {e}")),
     };
-    let out = drain(Box::new(child.stdout.take().expect("piped")));
-    let err = drain(Box::new(child.stderr.take().expect("piped")));
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return failed("error", format!("waiting for the child: {e}")),
-        }
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    let Some(status) = status else {
+    if run.timed_out {
         return failed("timeout", format!("timed out after {} s; killed", timeout.as_secs()));
-    };
+    }
+    let (status, stdout, stderr) =
+        (run.status, String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
         let tail: String = stderr
             .lines()

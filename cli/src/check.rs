@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use ftshim_loader as loader;
 use serde_json::json;
 
-use crate::output::{report_details, report_json, target_json, verdict};
-use crate::{EXIT_REFUSED, EXIT_USAGE, interpreter, target_line};
+use crate::output::{Tally, report_details, report_json, target_json, verdict_word};
+use crate::{EXIT_USAGE, interpreter, target_line};
 
 /// Runs `ftshim check`. Exit: 0 all accepted, 1 any refused, 2 usage error or any file unreadable.
 pub fn run(python: Option<PathBuf>, as_json: bool, paths: &[PathBuf]) -> ExitCode {
@@ -20,8 +20,8 @@ pub fn run(python: Option<PathBuf>, as_json: bool, paths: &[PathBuf]) -> ExitCod
     };
     let target = interp.target();
     let reports: Vec<loader::Report> = paths.iter().map(|p| loader::inspect(p, &target)).collect();
-    let count = |v: &str| reports.iter().filter(|r| verdict(r) == v).count();
-    let (accepted, refused, unreadable) = (count("accepted"), count("refused"), count("unreadable"));
+    let tally = Tally::of(&reports);
+    let Tally { accepted, refused, unreadable } = tally;
     if as_json {
         let doc = json!({
             "target": target_json(&interp),
@@ -32,25 +32,15 @@ pub fn run(python: Option<PathBuf>, as_json: bool, paths: &[PathBuf]) -> ExitCod
     } else {
         println!("{}", target_line(&interp));
         for report in &reports {
-            let word = match verdict(report) {
-                "accepted" => "ACCEPT",
-                "refused" => "REFUSE",
-                _ => "UNREADABLE",
-            };
+            let word = verdict_word(report.verdict());
             print!("{word} {}\n{}", report.path.display(), report_details(report));
         }
         println!("{accepted} accepted, {refused} refused, {unreadable} unreadable");
     }
     for report in reports.iter().filter(|r| r.io_failed()) {
         for r in report.refusals.iter().filter(|r| r.code.is_io()) {
-            eprintln!("ftshim check: [{}] {}", r.code, r.message);
+            eprintln!("ftshim check: [{}] {}", r.code, report.about(&r.message));
         }
     }
-    if unreadable > 0 {
-        ExitCode::from(EXIT_USAGE)
-    } else if refused > 0 {
-        ExitCode::from(EXIT_REFUSED)
-    } else {
-        ExitCode::SUCCESS
-    }
+    tally.exit_code(false, false)
 }

@@ -1,17 +1,58 @@
-//! Shared output pieces: JSON forms of a target and a report, and the text form of a report.
+//! Shared output pieces: the verdict counts and exit status, JSON forms of a target and a report,
+//! and the text form of a report.
 
-use ftshim_loader::Report;
+use std::process::ExitCode;
+
 use ftshim_loader::describe::Interpreter;
+use ftshim_loader::{Report, Verdict};
 use serde_json::{Value, json};
 
-/// `"accepted"`, `"refused"` or `"unreadable"` (the file's bytes could not be had).
-pub fn verdict(report: &Report) -> &'static str {
-    if report.io_failed() {
-        "unreadable"
-    } else if report.accepted() {
-        "accepted"
-    } else {
-        "refused"
+use crate::{EXIT_REFUSED, EXIT_USAGE};
+
+/// How many reports got each verdict ([`Report::verdict`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    /// [`Verdict::Accepted`].
+    pub accepted: usize,
+    /// [`Verdict::Refused`] (and [`Verdict::DlopenFailed`], which only `open` gives: not loadable).
+    pub refused: usize,
+    /// [`Verdict::IoFailed`]: the file's bytes could not be had.
+    pub unreadable: usize,
+}
+
+impl Tally {
+    /// Counts the verdicts of `reports`.
+    pub fn of<'a>(reports: impl IntoIterator<Item = &'a Report>) -> Tally {
+        let mut tally = Tally::default();
+        for report in reports {
+            match report.verdict() {
+                Verdict::Accepted => tally.accepted += 1,
+                Verdict::Refused | Verdict::DlopenFailed => tally.refused += 1,
+                Verdict::IoFailed => tally.unreadable += 1,
+            }
+        }
+        tally
+    }
+
+    /// The exit status of `check` and `audit`: 2 when a file was unreadable or `usage_error`, else
+    /// 1 when a file was refused or `failed`, else 0.
+    pub fn exit_code(&self, usage_error: bool, failed: bool) -> ExitCode {
+        if self.unreadable > 0 || usage_error {
+            ExitCode::from(EXIT_USAGE)
+        } else if self.refused > 0 || failed {
+            ExitCode::from(EXIT_REFUSED)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// `ACCEPT`, `REFUSE` or `UNREADABLE`: the verdict as `check` prints it before each path.
+pub fn verdict_word(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Accepted => "ACCEPT",
+        Verdict::Refused | Verdict::DlopenFailed => "REFUSE",
+        Verdict::IoFailed => "UNREADABLE",
     }
 }
 
@@ -33,9 +74,9 @@ pub fn report_json(report: &Report) -> Value {
     json!({
         "path": report.path.display().to_string(),
         "module": report.module,
-        "verdict": verdict(report),
-        "reasons": report.refusals.iter().map(|r| json!({"code": r.code.as_str(), "message": r.message})).collect::<Vec<_>>(),
-        "inconclusive": report.inconclusive,
+        "verdict": report.verdict().as_str(),
+        "reasons": report.refusals.iter().map(|r| json!({"code": r.code.as_str(), "message": report.about(&r.message)})).collect::<Vec<_>>(),
+        "inconclusive": report.notes(),
         "evidence": report.evidence.as_ref().map(|ev| json!({
             "ft_markers": ev.ft_markers,
             "gil_markers": ev.gil_markers,
@@ -49,9 +90,9 @@ pub fn report_json(report: &Report) -> Value {
 pub fn report_details(report: &Report) -> String {
     let mut out = String::new();
     for r in &report.refusals {
-        out.push_str(&format!("  [{}] {}\n", r.code, r.message));
+        out.push_str(&format!("  [{}] {}\n", r.code, report.about(&r.message)));
     }
-    for note in &report.inconclusive {
+    for note in &report.notes() {
         out.push_str(&format!("  (inconclusive) {note}\n"));
     }
     out

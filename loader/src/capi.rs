@@ -2,7 +2,7 @@
 //!
 //! Reasons never go to a global "last error": they go into the caller's
 //! `ftshim_loader_report` (its first field is its size, and the struct only grows at the end).
-//! The variable-length part (each reason's code and text) is allocated by libftshim, reached
+//! The variable-length part (each reason's code and text) is allocated by libftshim_loader, reached
 //! through `ftshim_loader_report_reason` / `_inconclusive`, and released by
 //! `ftshim_loader_report_clear`.
 
@@ -14,10 +14,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use super::{Code, InitFn, OpenError, ProcessTargetError, Report, Symbols, Target};
+use super::{Code, InitFn, ProcessTargetError, Refusal, Report, Symbols, Target};
 use ftshim_boundary::status::{
-    FTSHIM_ERR_DLOPEN, FTSHIM_ERR_INVALID_ARGUMENT, FTSHIM_ERR_IO, FTSHIM_ERR_NO_RUNTIME,
-    FTSHIM_ERR_NULL_ARGUMENT, FTSHIM_ERR_REFUSED, FTSHIM_OK, ftshim_status,
+    FTSHIM_ERR_INVALID_ARGUMENT, FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_NULL_ARGUMENT, FTSHIM_OK, ftshim_status,
 };
 use ftshim_boundary::{export, try_mut, try_ref};
 
@@ -64,7 +63,7 @@ pub struct ftshim_loader_report {
     pub inconclusive_count: u32,
     /// `FTSHIM_LOADER_EVIDENCE_*` bits.
     pub evidence: u32,
-    /// libftshim's allocation holding the texts; released by `ftshim_loader_report_clear`.
+    /// libftshim_loader's allocation holding the texts; released by `ftshim_loader_report_clear`.
     pub _ftshim_private: *mut c_void,
 }
 
@@ -78,22 +77,21 @@ fn c_text(s: &str) -> CString {
     CString::new(s.replace('\0', "\\0")).unwrap_or_default()
 }
 
-/// A failure that is not an inspection verdict: the status and the one reason explaining it.
+/// A failure that is not an inspection verdict: the status and the one reason explaining it (a
+/// sentence about the call's arguments, so no path is put in front of it).
 struct Failure {
     status: ftshim_status,
-    code: Code,
-    message: String,
+    refusal: Refusal,
 }
 
 fn invalid(message: String) -> Failure {
-    Failure { status: FTSHIM_ERR_INVALID_ARGUMENT, code: Code::InvalidArgument, message }
+    Failure { status: FTSHIM_ERR_INVALID_ARGUMENT, refusal: Refusal::new(Code::InvalidArgument, message) }
 }
 
 fn null(what: &str) -> Failure {
     Failure {
         status: FTSHIM_ERR_NULL_ARGUMENT,
-        code: Code::InvalidArgument,
-        message: format!("{what} is NULL"),
+        refusal: Refusal::new(Code::InvalidArgument, format!("{what} is NULL")),
     }
 }
 
@@ -120,8 +118,10 @@ unsafe fn target_from(ptr: *const ftshim_loader_target) -> Result<Target, Failur
         return Target::running_process().map_err(|e| match e {
             ProcessTargetError::NoRuntime => Failure {
                 status: FTSHIM_ERR_NO_RUNTIME,
-                code: Code::NoRuntime,
-                message: format!("target is NULL (the running process), but {e}"),
+                refusal: Refusal::new(
+                    Code::NoRuntime,
+                    format!("target is NULL (the running process), but {e}"),
+                ),
             },
             ProcessTargetError::UnknownPlatform => {
                 invalid(format!("target is NULL (the running process), but {e}"))
@@ -217,33 +217,25 @@ fn fill(
 }
 
 fn fail(out: &mut ftshim_loader_report, f: Failure) -> ftshim_status {
-    let details = Details { reasons: vec![(f.code.as_cstr(), c_text(&f.message))], inconclusive: vec![] };
+    let details = Details {
+        reasons: vec![(f.refusal.code.as_cstr(), c_text(&f.refusal.message))],
+        inconclusive: vec![],
+    };
     fill(out, f.status, details, 0)
 }
 
-fn details_of(report: &Report, extra: Option<(Code, String)>) -> (Details, u32) {
-    let mut reasons: Vec<(&'static CStr, CString)> =
-        report.refusals.iter().map(|r| (r.code.as_cstr(), c_text(&r.message))).collect();
-    if let Some((code, message)) = extra {
-        reasons.push((code.as_cstr(), c_text(&message)));
-    }
-    let inconclusive = report.inconclusive.iter().map(|s| c_text(s)).collect();
+/// Fills the caller's report from a Rust one: its verdict's status, every reason and note as users
+/// read them, and the evidence bits.
+fn fill_from(out: &mut ftshim_loader_report, report: &Report) -> ftshim_status {
+    let reasons: Vec<(&'static CStr, CString)> =
+        report.refusals.iter().map(|r| (r.code.as_cstr(), c_text(&report.about(&r.message)))).collect();
+    let inconclusive = report.notes().iter().map(|s| c_text(s)).collect();
     let evidence = report.evidence.as_ref().map_or(0, |ev| {
         FTSHIM_LOADER_EVIDENCE_ELF
             | if ev.ft_markers.is_empty() { 0 } else { FTSHIM_LOADER_EVIDENCE_FT }
             | if ev.gil_markers.is_empty() { 0 } else { FTSHIM_LOADER_EVIDENCE_GIL }
     });
-    (Details { reasons, inconclusive }, evidence)
-}
-
-fn verdict(report: &Report) -> ftshim_status {
-    if report.io_failed() {
-        FTSHIM_ERR_IO
-    } else if !report.accepted() {
-        FTSHIM_ERR_REFUSED
-    } else {
-        FTSHIM_OK
-    }
+    fill(out, report.verdict().status(), Details { reasons, inconclusive }, evidence)
 }
 
 /// The path and target of an inspect/open call, or the failure explaining why there are none.
@@ -262,7 +254,7 @@ unsafe fn arguments(
     Ok((path, target))
 }
 
-/// The private details of a report filled by libftshim, if any.
+/// The private details of a report filled by libftshim_loader, if any.
 ///
 /// # Safety
 /// `report._ftshim_private` is NULL or was set by `fill` and not yet cleared.
@@ -290,9 +282,7 @@ export! {
             Ok(args) => args,
             Err(f) => return fail(out, f),
         };
-        let report = super::inspect(&path, &target);
-        let (details, evidence) = details_of(&report, None);
-        fill(out, verdict(&report), details, evidence)
+        fill_from(out, &super::inspect(&path, &target))
     }
 
     /// `ftshim_loader_open` — see include/ftshim_loader.h.
@@ -321,18 +311,12 @@ export! {
         match unsafe { super::open(&path, &target) } {
             Ok(module) => {
                 *init = Some(*module.init());
-                let (details, evidence) = details_of(&module.report, None);
                 // Dropping the handle does not unload: the library was opened RTLD_NODELETE,
                 // so the init function stays valid for the life of the process.
-                fill(out, FTSHIM_OK, details, evidence)
+                fill_from(out, &module.report)
             }
-            Err(err) => {
-                // A dlopen failure is one more reason, worded as OpenError words it.
-                let dl = matches!(err, OpenError::Dl { .. }).then(|| (Code::DlopenFailed, err.to_string()));
-                let status = if dl.is_some() { FTSHIM_ERR_DLOPEN } else { verdict(err.report()) };
-                let (details, evidence) = details_of(err.report(), dl);
-                fill(out, status, details, evidence)
-            }
+            // A dlopen failure is the report's refusal (verdict DlopenFailed: FTSHIM_ERR_DLOPEN).
+            Err(err) => fill_from(out, err.report()),
         }
     }
 
@@ -344,7 +328,7 @@ export! {
         message: *mut *const c_char,
     ) -> ftshim_status {
         let report = try_ref!(report);
-        // SAFETY: the header's contract: the report was filled by libftshim or is empty.
+        // SAFETY: the header's contract: the report was filled by libftshim_loader or is empty.
         let Some((c, m)) = (unsafe { details(report) }).and_then(|d| d.reasons.get(index as usize)) else {
             return FTSHIM_ERR_INVALID_ARGUMENT;
         };
@@ -367,7 +351,7 @@ export! {
     ) -> ftshim_status {
         let report = try_ref!(report);
         let message = try_mut!(message);
-        // SAFETY: the header's contract: the report was filled by libftshim or is empty.
+        // SAFETY: the header's contract: the report was filled by libftshim_loader or is empty.
         let Some(m) = (unsafe { details(report) }).and_then(|d| d.inconclusive.get(index as usize)) else {
             return FTSHIM_ERR_INVALID_ARGUMENT;
         };
@@ -394,6 +378,7 @@ export! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ftshim_boundary::status::FTSHIM_ERR_REFUSED;
 
     fn cpath(path: &std::path::Path) -> CString {
         CString::new(path.as_os_str().as_bytes()).unwrap()
@@ -497,6 +482,30 @@ mod tests {
             assert!(short._ftshim_private.is_null());
             assert_eq!(ftshim_loader_report_clear(std::ptr::null_mut()), FTSHIM_ERR_NULL_ARGUMENT);
         }
+    }
+
+    #[test]
+    fn a_path_is_raw_bytes_not_utf8() {
+        // A path that is not UTF-8 is a path like any other (no invalid-argument): here, one that
+        // names nothing, so the I/O verdict, with the bytes shown as the file system's text.
+        let target = ftshim_loader_target {
+            size: std::mem::size_of::<ftshim_loader_target>(),
+            version_hex: 0x030d05f0,
+            flags: FTSHIM_LOADER_FREE_THREADED,
+            ext_suffix: c".cpython-313t-x86_64-linux-gnu.so".as_ptr(),
+            exports_path: std::ptr::null(),
+        };
+        let path = c"/nonexistent-ftshim/\xff\xfe.cpython-313t-x86_64-linux-gnu.so";
+        let mut report = empty_report();
+        // SAFETY: all pointers are valid for the call.
+        let status = unsafe { ftshim_loader_inspect(path.as_ptr(), &target, &mut report) };
+        assert_eq!(status, ftshim_boundary::status::FTSHIM_ERR_IO);
+        let got = reasons(&report);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, "not-found");
+        assert!(got[0].1.starts_with("/nonexistent-ftshim/\u{fffd}\u{fffd}.cpython-313t"), "{got:?}");
+        // SAFETY: filled by libftshim.
+        unsafe { ftshim_loader_report_clear(&mut report) };
     }
 
     #[test]

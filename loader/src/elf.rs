@@ -9,7 +9,7 @@ use object::Endianness;
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
 
-use super::Code;
+use crate::code::{Code, Refusal};
 
 /// Undefined symbols that only a free-threaded build's inline refcounting references.
 pub const FT_MARKERS: &[&str] =
@@ -33,21 +33,18 @@ pub struct Evidence {
     pub gil_markers: Vec<String>,
 }
 
-/// One problem found in the file's bytes: the code and the sentence after `"<path>: "`.
-pub(crate) type Problem = (Code, String);
-
 /// Everything [`examine`] found.
 #[derive(Debug, Default)]
 pub(crate) struct Examined {
     /// Reasons to refuse the file, in the order found.
-    pub(crate) problems: Vec<Problem>,
+    pub(crate) problems: Vec<Refusal>,
     /// The dynamic symbols, when the file parsed far enough to read them.
     pub(crate) evidence: Option<Evidence>,
-    /// What could not be decided (sentences after `"<path>: "`).
+    /// What could not be decided (sentences about the file, without its path).
     pub(crate) notes: Vec<String>,
 }
 
-/// The ELF class, byte order and machine of the machine libftshim was built for.
+/// The ELF class, byte order and machine of the machine libftshim_loader was built for.
 #[cfg(target_pointer_width = "64")]
 type HostHeader = elf::FileHeader64<Endianness>;
 #[cfg(target_pointer_width = "32")]
@@ -58,7 +55,7 @@ const HOST_CLASS: elf::FileClass =
 const HOST_DATA: elf::DataEncoding =
     if cfg!(target_endian = "little") { elf::ELFDATA2LSB } else { elf::ELFDATA2MSB };
 
-/// `e_machine` of this machine (0 when libftshim does not know it: every machine is refused).
+/// `e_machine` of this machine (0 when libftshim_loader does not know it: every machine is refused).
 pub(crate) const HOST_MACHINE: elf::Machine = if cfg!(target_arch = "x86_64") {
     elf::EM_X86_64
 } else if cfg!(target_arch = "aarch64") {
@@ -130,7 +127,7 @@ fn type_name(e_type: elf::FileType) -> String {
 /// Examines `data` as a module for this machine. Never panics and never reads outside `data`.
 pub(crate) fn examine(data: &[u8]) -> Examined {
     let mut ex = Examined::default();
-    let problem = |ex: &mut Examined, code, text: String| ex.problems.push((code, text));
+    let problem = |ex: &mut Examined, code, text: String| ex.problems.push(Refusal::new(code, text));
     if data.is_empty() {
         problem(
             &mut ex,
@@ -200,15 +197,15 @@ fn truncated(needed: u64, what: &str, len: usize) -> String {
     format!("truncated ELF file: expected at least {needed} bytes ({what}), found {len}")
 }
 
-fn malformed(what: &str, found: impl std::fmt::Display) -> (Code, String) {
-    (Code::ElfMalformed, format!("malformed ELF file: expected {what}, found {found}"))
+fn malformed(what: &str, found: impl std::fmt::Display) -> Refusal {
+    Refusal::new(Code::ElfMalformed, format!("malformed ELF file: expected {what}, found {found}"))
 }
 
 fn examine_host<Elf: FileHeader<Endian = Endianness>>(data: &[u8], ex: &mut Examined) {
     let header_size = std::mem::size_of::<Elf>();
     if data.len() < header_size {
         let what = format!("the {}-bit ELF header", if Elf::is_type_64_sized() { 64 } else { 32 });
-        ex.problems.push((Code::Truncated, truncated(header_size as u64, &what, data.len())));
+        ex.problems.push(Refusal::new(Code::Truncated, truncated(header_size as u64, &what, data.len())));
         return;
     }
     let header = match Elf::parse(data) {
@@ -221,7 +218,7 @@ fn examine_host<Elf: FileHeader<Endian = Endianness>>(data: &[u8], ex: &mut Exam
     };
     let machine = header.e_machine(endian);
     if machine != HOST_MACHINE {
-        ex.problems.push((
+        ex.problems.push(Refusal::new(
             Code::ElfMachine,
             format!(
                 "wrong ELF machine: expected {} (this machine), found {}",
@@ -232,7 +229,7 @@ fn examine_host<Elf: FileHeader<Endian = Endianness>>(data: &[u8], ex: &mut Exam
     }
     let e_type = header.e_type(endian);
     if e_type != elf::ET_DYN {
-        ex.problems.push((
+        ex.problems.push(Refusal::new(
             Code::ElfType,
             format!("wrong ELF type: expected {}, found {}", type_name(elf::ET_DYN), type_name(e_type)),
         ));
@@ -301,16 +298,16 @@ fn check_extents<Elf: FileHeader<Endian = Endianness>>(
     header: &Elf,
     endian: Endianness,
     data: &[u8],
-) -> Result<(), (Code, String)> {
+) -> Result<(), Refusal> {
     let len = data.len() as u64;
-    let end = |off: u64, count: u64, size: u64, what: &str| -> Result<u64, (Code, String)> {
+    let end = |off: u64, count: u64, size: u64, what: &str| -> Result<u64, Refusal> {
         count
             .checked_mul(size)
             .and_then(|n| n.checked_add(off))
             .ok_or_else(|| malformed(&format!("{what} inside a 64-bit file offset"), "offsets that overflow"))
     };
-    let need = |end: u64, what: &str| -> Result<(), (Code, String)> {
-        if end > len { Err((Code::Truncated, truncated(end, what, data.len()))) } else { Ok(()) }
+    let need = |end: u64, what: &str| -> Result<(), Refusal> {
+        if end > len { Err(Refusal::new(Code::Truncated, truncated(end, what, data.len()))) } else { Ok(()) }
     };
 
     let phoff: u64 = header.e_phoff(endian).into();
@@ -368,10 +365,8 @@ fn check_extents<Elf: FileHeader<Endian = Endianness>>(
 /// executable), for checking a module's undefined symbols against. The error names what is wrong.
 pub(crate) fn exports_of(data: &[u8]) -> Result<Vec<String>, String> {
     let ex = examine(data);
-    let blocking: Vec<&String> =
-        ex.problems.iter().filter(|(code, _)| !matches!(code, Code::ElfType)).map(|(_, text)| text).collect();
-    if let Some(first) = blocking.first() {
-        return Err((*first).clone());
+    if let Some(first) = ex.problems.into_iter().find(|p| p.code != Code::ElfType) {
+        return Err(first.message);
     }
     Ok(ex.evidence.map(|ev| ev.exports).unwrap_or_default())
 }
@@ -381,7 +376,7 @@ mod tests {
     use super::*;
 
     fn codes(ex: &Examined) -> Vec<Code> {
-        ex.problems.iter().map(|(c, _)| *c).collect()
+        ex.problems.iter().map(|p| p.code).collect()
     }
 
     /// The running test executable: a real ELF file of this machine (PIE: ET_DYN).
@@ -394,20 +389,20 @@ mod tests {
         let ex = examine(b"");
         assert_eq!(codes(&ex), vec![Code::EmptyFile]);
         assert_eq!(
-            ex.problems[0].1,
+            ex.problems[0].message,
             "not a loadable ELF shared object: expected an ELF file, found an empty file (0 bytes)"
         );
         let ex = examine(b"#!/bin/sh\n");
         assert_eq!(codes(&ex), vec![Code::NotElf]);
         assert_eq!(
-            ex.problems[0].1,
+            ex.problems[0].message,
             "not a loadable ELF shared object: expected the ELF magic 7f 45 4c 46, found 23 21 2f 62"
         );
         // A prefix of the magic is a truncated ELF file, not a non-ELF one.
         let ex = examine(b"\x7fEL");
         assert_eq!(codes(&ex), vec![Code::Truncated]);
         assert_eq!(
-            ex.problems[0].1,
+            ex.problems[0].message,
             "truncated ELF file: expected at least 16 bytes (the ELF identification), found 3"
         );
     }
@@ -439,7 +434,7 @@ mod tests {
         let ex = examine(&d);
         assert_eq!(codes(&ex), vec![Code::ElfClass]);
         assert_eq!(
-            ex.problems[0].1,
+            ex.problems[0].message,
             "wrong ELF class: expected ELFCLASS64 (64-bit) (this machine), found ELFCLASS32 (32-bit)"
         );
         let mut d = data.clone();
@@ -447,7 +442,7 @@ mod tests {
         let ex = examine(&d);
         assert_eq!(codes(&ex), vec![Code::ElfEndian]);
         assert_eq!(
-            ex.problems[0].1,
+            ex.problems[0].message,
             "wrong ELF byte order: expected ELFDATA2LSB (little-endian) (this machine), found ELFDATA2MSB (big-endian)"
         );
         let mut d = data.clone();
@@ -455,7 +450,7 @@ mod tests {
         let ex = examine(&d);
         assert_eq!(codes(&ex), vec![Code::ElfMachine]);
         assert_eq!(
-            ex.problems[0].1,
+            ex.problems[0].message,
             "wrong ELF machine: expected EM_X86_64 (62) (this machine), found EM_AARCH64 (183)"
         );
         let mut d = data;
@@ -463,7 +458,7 @@ mod tests {
         let ex = examine(&d);
         assert_eq!(codes(&ex), vec![Code::ElfType]);
         assert_eq!(
-            ex.problems[0].1,
+            ex.problems[0].message,
             "wrong ELF type: expected ET_DYN (shared object), found ET_EXEC (executable)"
         );
     }

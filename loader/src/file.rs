@@ -15,7 +15,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use super::Code;
+use crate::code::{Code, Refusal};
 
 /// A read-only private mapping of a whole file, unmapped on drop.
 pub(crate) struct Mapping {
@@ -72,28 +72,17 @@ pub(crate) struct Opened {
     pub(crate) identity: (u64, u64),
 }
 
-/// Why the file's bytes could not be had: an I/O code and the text after "cannot read: ".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct IoProblem {
-    pub(crate) code: Code,
-    pub(crate) detail: String,
-}
-
-impl IoProblem {
-    fn new(code: Code, detail: String) -> IoProblem {
-        IoProblem { code, detail }
-    }
-}
-
-/// Opens `path` without blocking, checks it is a regular file and maps it.
-pub(crate) fn read(path: &Path) -> Result<Opened, IoProblem> {
+/// Opens `path` without blocking, checks it is a regular file and maps it. The error is a
+/// [`Refusal`] with an I/O code ([`Code::is_io`]) whose sentence says what was expected and found;
+/// callers put their context in front (inspection: `cannot read: `).
+pub(crate) fn read(path: &Path) -> Result<Opened, Refusal> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| open_problem(path, e))?;
     let meta = file.metadata().map_err(|e| {
-        IoProblem::new(Code::Unreadable, format!("expected a readable file, found that fstat fails: {e}"))
+        Refusal::new(Code::Unreadable, format!("expected a readable file, found that fstat fails: {e}"))
     })?;
     let kind = meta.file_type();
     if !kind.is_file() {
@@ -110,11 +99,11 @@ pub(crate) fn read(path: &Path) -> Result<Opened, IoProblem> {
         } else {
             "a special file"
         };
-        return Err(IoProblem::new(Code::NotRegularFile, format!("expected a regular file, found {found}")));
+        return Err(Refusal::new(Code::NotRegularFile, format!("expected a regular file, found {found}")));
     }
     let identity = (meta.dev(), meta.ino());
     let len = usize::try_from(meta.len()).map_err(|_| {
-        IoProblem::new(
+        Refusal::new(
             Code::Unreadable,
             format!("expected a file that fits in memory, found {} bytes", meta.len()),
         )
@@ -125,7 +114,7 @@ pub(crate) fn read(path: &Path) -> Result<Opened, IoProblem> {
     Ok(Opened { contents: Contents::Mapped(map(&file, len)?), identity })
 }
 
-fn map(file: &File, len: usize) -> Result<Mapping, IoProblem> {
+fn map(file: &File, len: usize) -> Result<Mapping, Refusal> {
     // SAFETY: a fresh private read-only mapping of an open fd; the kernel picks the address.
     // The fd may be closed afterwards: the mapping keeps its own reference to the file.
     let ptr = unsafe {
@@ -133,7 +122,7 @@ fn map(file: &File, len: usize) -> Result<Mapping, IoProblem> {
     };
     if ptr == libc::MAP_FAILED {
         let e = io::Error::last_os_error();
-        return Err(IoProblem::new(
+        return Err(Refusal::new(
             Code::Unreadable,
             format!("expected a file that can be mapped, found: {e}"),
         ));
@@ -142,7 +131,7 @@ fn map(file: &File, len: usize) -> Result<Mapping, IoProblem> {
 }
 
 /// Classifies a failed `open`: nothing there, a dangling symbolic link, or unreadable.
-fn open_problem(path: &Path, e: io::Error) -> IoProblem {
+fn open_problem(path: &Path, e: io::Error) -> Refusal {
     match e.raw_os_error() {
         Some(libc::ENOENT) => {
             // ENOENT for a path whose last component is itself a symbolic link: the link dangles.
@@ -151,18 +140,18 @@ fn open_problem(path: &Path, e: io::Error) -> IoProblem {
                 let to = std::fs::read_link(path)
                     .map(|t| format!("'{}'", t.display()))
                     .unwrap_or_else(|_| "an unreadable target".to_owned());
-                return IoProblem::new(
+                return Refusal::new(
                     Code::DanglingSymlink,
                     format!("expected a file, found a symbolic link to {to}, which does not exist"),
                 );
             }
-            IoProblem::new(Code::NotFound, format!("expected a file, found nothing at this path ({e})"))
+            Refusal::new(Code::NotFound, format!("expected a file, found nothing at this path ({e})"))
         }
-        Some(libc::ENOTDIR) => IoProblem::new(
+        Some(libc::ENOTDIR) => Refusal::new(
             Code::NotFound,
             format!("expected a file, found a path through something that is not a directory ({e})"),
         ),
-        _ => IoProblem::new(Code::Unreadable, format!("expected a readable file, found: {e}")),
+        _ => Refusal::new(Code::Unreadable, format!("expected a readable file, found: {e}")),
     }
 }
 

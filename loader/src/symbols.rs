@@ -43,7 +43,7 @@ impl ExportFile {
             .get_or_init(|| {
                 let shown = self.path.display();
                 let opened = super::file::read(&self.path)
-                    .map_err(|p| format!("cannot read the target's exports from {shown}: {}", p.detail))?;
+                    .map_err(|p| format!("cannot read the target's exports from {shown}: {}", p.message))?;
                 let names = super::elf::exports_of(opened.contents.bytes())
                     .map_err(|why| format!("cannot read the target's exports from {shown}: {why}"))?;
                 let set: HashSet<String> = names.into_iter().collect();

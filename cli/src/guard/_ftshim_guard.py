@@ -25,7 +25,14 @@ FTSHIM_LOADER_FREE_THREADED = 0x1
 FTSHIM_LOADER_PROCESS_SYMBOLS = 0x2
 
 
-class _Target(ctypes.Structure):
+# ---------------------------------------------------------------------------------------------
+# The Python binding of libftshim_loader's C API (include/ftshim_loader.h, loader ABI 1.0): the
+# one ctypes description of its structs and functions. The guard uses it with its own copy of the
+# library; the abi-tests import this module (from cli/src/guard) instead of keeping a copy.
+# ---------------------------------------------------------------------------------------------
+
+
+class Target(ctypes.Structure):
     """ftshim_loader_target (include/ftshim_loader.h, loader ABI 1.0)."""
 
     _fields_ = [
@@ -37,7 +44,7 @@ class _Target(ctypes.Structure):
     ]
 
 
-class _Report(ctypes.Structure):
+class Report(ctypes.Structure):
     """ftshim_loader_report (include/ftshim_loader.h, loader ABI 1.0)."""
 
     _fields_ = [
@@ -50,35 +57,73 @@ class _Report(ctypes.Structure):
     ]
 
 
-_lib = None
-_target = None
+class Loader:
+    """libftshim_loader at `path`, loaded with ctypes."""
+
+    def __init__(self, path):
+        lib = ctypes.CDLL(path)
+        lib.ftshim_loader_inspect.argtypes = [
+            ctypes.c_char_p, ctypes.POINTER(Target), ctypes.POINTER(Report)]
+        lib.ftshim_loader_inspect.restype = ctypes.c_int32
+        lib.ftshim_loader_report_reason.argtypes = [
+            ctypes.POINTER(Report), ctypes.c_uint32,
+            ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)]
+        lib.ftshim_loader_report_reason.restype = ctypes.c_int32
+        lib.ftshim_loader_report_clear.argtypes = [ctypes.POINTER(Report)]
+        lib.ftshim_loader_report_clear.restype = ctypes.c_int32
+        lib.ftshim_loader_status_str.argtypes = [ctypes.c_int32]
+        lib.ftshim_loader_status_str.restype = ctypes.c_char_p
+        self._lib = lib
+
+    def inspect(self, path, target=None):
+        """Inspects the extension module file at `path` for `target` (a Target; None: the
+        interpreter running this process, the C API's NULL target).
+
+        Returns (status, status_text, [(code, message), ...]); status 0 means accepted.
+        """
+        lib = self._lib
+        report = Report()
+        report.size = ctypes.sizeof(Report)
+        status = lib.ftshim_loader_inspect(
+            os.fsencode(path), None if target is None else ctypes.byref(target), ctypes.byref(report))
+        try:
+            reasons = []
+            for i in range(report.reason_count):
+                code, message = ctypes.c_char_p(), ctypes.c_char_p()
+                if lib.ftshim_loader_report_reason(
+                        ctypes.byref(report), i, ctypes.byref(code), ctypes.byref(message)) == FTSHIM_OK:
+                    reasons.append((code.value.decode(), message.value.decode("utf-8", "replace")))
+        finally:
+            lib.ftshim_loader_report_clear(ctypes.byref(report))
+        return status, lib.ftshim_loader_status_str(status).decode(), reasons
 
 
-def _load():
-    global _lib, _target
-    lib = ctypes.CDLL(os.path.join(os.path.dirname(os.path.abspath(__file__)), "libftshim_loader.so.1"))
-    lib.ftshim_loader_inspect.argtypes = [
-        ctypes.c_char_p, ctypes.POINTER(_Target), ctypes.POINTER(_Report)]
-    lib.ftshim_loader_inspect.restype = ctypes.c_int32
-    lib.ftshim_loader_report_reason.argtypes = [
-        ctypes.POINTER(_Report), ctypes.c_uint32,
-        ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)]
-    lib.ftshim_loader_report_reason.restype = ctypes.c_int32
-    lib.ftshim_loader_report_clear.argtypes = [ctypes.POINTER(_Report)]
-    lib.ftshim_loader_report_clear.restype = ctypes.c_int32
-    lib.ftshim_loader_status_str.argtypes = [ctypes.c_int32]
-    lib.ftshim_loader_status_str.restype = ctypes.c_char_p
-    # This interpreter, described as the import system sees it: its own first extension suffix
-    # (EXT_SUFFIX), its version, its build, and its exports looked up in this process.
-    target = _Target()
-    target.size = ctypes.sizeof(_Target)
+def this_interpreter():
+    """This interpreter, described as the import system sees it: its own first extension suffix
+    (EXT_SUFFIX), its version, its build, and its exports looked up in this process."""
+    target = Target()
+    target.size = ctypes.sizeof(Target)
     target.version_hex = sys.hexversion
     target.flags = FTSHIM_LOADER_PROCESS_SYMBOLS
     if "t" in sys.abiflags:
         target.flags |= FTSHIM_LOADER_FREE_THREADED
     target.ext_suffix = EXTENSION_SUFFIXES[0].encode()
     target.exports_path = None
-    _lib, _target = lib, target
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# The guard.
+# ---------------------------------------------------------------------------------------------
+
+_loader = None
+_target = None
+
+
+def _load():
+    global _loader, _target
+    here = os.path.dirname(os.path.abspath(__file__))
+    _loader, _target = Loader(os.path.join(here, "libftshim_loader.so.1")), this_interpreter()
 
 
 def inspect(path):
@@ -86,19 +131,7 @@ def inspect(path):
 
     Returns (status, status_text, [(code, message), ...]); status 0 means accepted.
     """
-    report = _Report()
-    report.size = ctypes.sizeof(_Report)
-    status = _lib.ftshim_loader_inspect(os.fsencode(path), ctypes.byref(_target), ctypes.byref(report))
-    try:
-        reasons = []
-        for i in range(report.reason_count):
-            code, message = ctypes.c_char_p(), ctypes.c_char_p()
-            if _lib.ftshim_loader_report_reason(
-                    ctypes.byref(report), i, ctypes.byref(code), ctypes.byref(message)) == FTSHIM_OK:
-                reasons.append((code.value.decode(), message.value.decode("utf-8", "replace")))
-    finally:
-        _lib.ftshim_loader_report_clear(ctypes.byref(report))
-    return status, _lib.ftshim_loader_status_str(status).decode(), reasons
+    return _loader.inspect(path, _target)
 
 
 class FtshimGuardFinder:

@@ -1,0 +1,174 @@
+//! Running things: Python drivers (on top of the deadline runner, [`ftshim_loader::child`]), the
+//! `ftshim` CLI, any command under a time limit, and private virtual environments.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ftshim_loader::child;
+
+use crate::build::artifacts;
+use crate::interpreters::Interpreter;
+use crate::workspace_root;
+
+/// Runs `interp` with `args`, `PYTHONPATH=<path>`, and no `PYTHON_GIL` override, so the GIL
+/// state seen is the one the imported modules leave.
+pub fn run_python(interp: &Interpreter, pythonpath: &Path, args: &[&str]) -> Output {
+    python_command(interp, pythonpath, args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", interp.executable.display()))
+}
+
+fn python_command(interp: &Interpreter, pythonpath: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(&interp.executable);
+    cmd.args(args).env("PYTHONPATH", pythonpath).env_remove("PYTHON_GIL").env_remove("PYTHONHOME");
+    cmd
+}
+
+/// Runs `abi-tests/py/<script>` on `interp` with `args` and `PYTHONPATH=<pythonpath>`, killing it
+/// after `timeout` (a deadlock must fail the test, not hang it). Panics, with everything the
+/// script printed, if it times out or exits non-zero; returns its `key=value` output.
+pub fn run_script(
+    interp: &Interpreter,
+    pythonpath: &Path,
+    script: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> BTreeMap<String, String> {
+    run_script_env(interp, pythonpath, script, args, timeout, &[])
+}
+
+/// [`run_script`] with extra environment variables.
+pub fn run_script_env(
+    interp: &Interpreter,
+    pythonpath: &Path,
+    script: &str,
+    args: &[&str],
+    timeout: Duration,
+    env: &[(String, String)],
+) -> BTreeMap<String, String> {
+    let path = workspace_root().join("abi-tests/py").join(script);
+    run_driver(interp, pythonpath, &path, args, timeout, env).values
+}
+
+/// What a `key=value` driver script printed.
+#[derive(Debug)]
+pub struct DriverRun {
+    /// Every `key=value` the script printed.
+    pub values: BTreeMap<String, String>,
+    /// What the interpreter wrote to stderr (warnings land here).
+    pub stderr: String,
+}
+
+impl DriverRun {
+    /// An integer field; panics naming the field and the whole output if absent.
+    pub fn int(&self, key: &str) -> i64 {
+        self.values.get(key).and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+            panic!("driver output has no integer {key}: {:?}\nstderr: {}", self.values, self.stderr)
+        })
+    }
+}
+
+/// Runs the driver script at `script` (see [`run_script`]): the one way every test and the demo
+/// run Python drivers, with a time limit.
+fn run_driver(
+    interp: &Interpreter,
+    pythonpath: &Path,
+    script: &Path,
+    args: &[&str],
+    timeout: Duration,
+    env: &[(String, String)],
+) -> DriverRun {
+    let mut all = vec![script.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    let mut cmd = python_command(interp, pythonpath, &all);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    // Drained while it runs: a chatty driver is not mistaken for a deadlocked one.
+    let run = child::run_within(&mut cmd, timeout)
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", interp.executable.display()));
+    let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let label = format!("{} {args:?} on {}", script.display(), interp.executable.display());
+    assert!(
+        !run.timed_out,
+        "{label} did not finish within {timeout:?} (deadlock?)\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(run.status.success(), "{label} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}", run.status);
+    DriverRun { values: parse_kv(&run.stdout), stderr: stderr.into_owned() }
+}
+
+/// Parses `key=value` lines (the stress driver's output).
+pub fn parse_kv(stdout: &[u8]) -> BTreeMap<String, String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Runs the counter stress driver `extensions/counter/stress.py` on `interp` against the module
+/// built in `module_dir` (at most five minutes).
+pub fn run_counter_stress(
+    interp: &Interpreter,
+    module_dir: &Path,
+    threads: u32,
+    increments: u32,
+    unlocked: bool,
+) -> DriverRun {
+    let script = workspace_root().join("extensions/counter/stress.py");
+    let (t, n) = (threads.to_string(), increments.to_string());
+    let mut args = vec![t.as_str(), n.as_str()];
+    if unlocked {
+        args.push("--unlocked");
+    }
+    run_driver(interp, module_dir, &script, &args, Duration::from_secs(300), &[])
+}
+
+/// Runs the `ftshim` CLI with `args` (at most ten minutes); returns (exit code, stdout, stderr).
+pub fn ftshim_cli(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
+    let mut cmd = Command::new(&artifacts().cli);
+    cmd.args(args);
+    let out = output_within(&mut cmd, Duration::from_secs(600), "ftshim");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `cmd` (stdin `/dev/null`, stdout and stderr captured and drained while it runs), killing
+/// it and panicking, naming `what`, if it has not finished within `limit`: a hang must fail a
+/// test, not stall it.
+pub fn output_within(cmd: &mut Command, limit: Duration, what: &str) -> Output {
+    let run = child::run_within(cmd, limit).unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    if run.timed_out {
+        panic!(
+            "{what} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    Output { status: run.status, stdout: run.stdout, stderr: run.stderr }
+}
+/// Creates a private virtual environment of `interp` in `dir` (`-m venv --without-pip`) and
+/// returns its interpreter. Tests that change site-packages (the import guard) use one each, so
+/// they never touch the machine's interpreters or see each other.
+pub fn make_venv(interp: &Interpreter, dir: &Path) -> PathBuf {
+    let out = Command::new(&interp.executable)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir)
+        .env_remove("PYTHONPATH")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", interp.executable.display()));
+    assert!(
+        out.status.success(),
+        "{} -m venv {} failed: {}",
+        interp.executable.display(),
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = interp.executable.file_name().expect("interpreter has a file name");
+    let python = dir.join("bin").join(name);
+    assert!(python.exists(), "{} missing after creating the venv", python.display());
+    python
+}
