@@ -55,7 +55,10 @@ fn counter_on_free_threaded_313t() {
     let run = run_counter_stress(ft, &dir, THREADS, CONTROL_INCREMENTS, true);
     let (expected, observed) = (run.int("expected"), run.int("observed"));
     assert_eq!(expected, i64::from(THREADS * CONTROL_INCREMENTS));
-    assert!(observed <= expected && observed >= i64::from(CONTROL_INCREMENTS), "impossible count {observed}");
+    // Racy read-modify-write increments can erase each other's work (a thread that read v writes
+    // v+1 over the other's increments), so the count can fall below one thread's share: the only
+    // hard bounds are these. (A run observed 4,885,591 of 10,000,000.)
+    assert!(observed > 0 && observed <= expected, "impossible count {observed}");
     println!(
         "3.13t control without critical section ({THREADS} threads x {CONTROL_INCREMENTS}): expected {expected}, observed {observed}, lost updates {}",
         expected - observed
