@@ -226,6 +226,8 @@ fn free_threaded_313t_layout_matches_the_constants() {
     assert_eq!(l.size("PyCriticalSection2"), 24);
     assert!(l.size("PyCriticalSection2") <= 7 * 8, "must fit before the state word");
     assert!(l.align["PyCriticalSection2"] <= l.align["ftshim_critical_section"]);
+    // The two-mutex section on 3.13t writes `_cs_mutex2` itself (same mutex twice).
+    assert_eq!(l.offset("PyCriticalSection2::_cs_mutex2"), ftshim::critical_section::CS2_MUTEX2_OFFSET);
     assert_eq!(l.size("PyMutex"), 1);
 }
 
