@@ -42,10 +42,10 @@ impl FfiReturn for u32 {
     /// a panic with, so the process is stopped rather than lied to. No such function takes a
     /// pointer, so `on_null` is never used.
     fn on_panic() -> Self {
-        abort_with("a libftshim function that cannot report errors panicked")
+        abort_with("an ftshim function that cannot report errors panicked")
     }
     fn on_null() -> Self {
-        abort_with("a libftshim function that takes no pointer reported a NULL pointer")
+        abort_with("an ftshim function that takes no pointer reported a NULL pointer")
     }
 }
 
@@ -67,7 +67,7 @@ pub struct Snapshot(pub c_int);
 
 impl FfiReturn for Snapshot {
     fn on_panic() -> Self {
-        abort_with("a libftshim yes/no query panicked")
+        abort_with("an ftshim yes/no query panicked")
     }
     fn on_null() -> Self {
         Snapshot(0)
@@ -81,7 +81,8 @@ impl FfiReturn for Snapshot {
 /// themselves, and anything that can panic here would keep Rust's panic hook and backtrace
 /// symbolizer (≈300 KB) alive in every module that links `libftshim.a` statically.
 pub fn abort_with(why: &str) -> ! {
-    for part in [&b"libftshim: fatal: "[..], why.as_bytes(), b"\n"] {
+    // Both libraries use this, so the prefix names the project rather than one library.
+    for part in [&b"ftshim: fatal: "[..], why.as_bytes(), b"\n"] {
         // SAFETY: writes the bytes of a live slice to fd 2; a closed or broken stderr just fails.
         let _ = unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
     }

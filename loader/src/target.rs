@@ -41,7 +41,7 @@ impl fmt::Display for ProcessTargetError {
             ),
             ProcessTargetError::UnknownPlatform => write!(
                 f,
-                "cannot derive EXT_SUFFIX: libftshim does not know the multiarch triplet of {}-{}; describe the target explicitly",
+                "cannot derive EXT_SUFFIX: libftshim_loader does not know the multiarch triplet of {}-{}; describe the target explicitly",
                 std::env::consts::ARCH,
                 std::env::consts::OS
             ),
