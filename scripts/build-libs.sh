@@ -66,14 +66,14 @@ esac
 # One crate type per invocation: rustc performs LTO only when it does not also emit an rlib.
 # Paths are remapped so the debug info, the build-id and the ABI baseline (abidw) do not depend on
 # where the checkout or the cargo registry lives.
-export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$ROOT=/ftshim --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+DIST_RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$ROOT=/ftshim --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
 mkdir -p "$PREFIX/include" "$PREFIX/lib" "$PREFIX/bin" "$WORK"
 for package in ftshim ftshim-loader; do
   say "cargo rustc --profile dist -p $package --crate-type staticlib"
-  "$CARGO" rustc --quiet --profile dist -p "$package" --crate-type staticlib -- --print native-static-libs \
-    2>"$WORK/$package.rustc.log" || { cat "$WORK/$package.rustc.log" >&2; die "building $package failed"; }
+  RUSTFLAGS=$DIST_RUSTFLAGS "$CARGO" rustc --quiet --profile dist -p "$package" --crate-type staticlib \
+    -- --print native-static-libs 2>"$WORK/$package.rustc.log" ||
+    { cat "$WORK/$package.rustc.log" >&2; die "building $package failed"; }
 done
-unset RUSTFLAGS
 say "cargo build --release -p ftshim-cli"
 "$CARGO" build --quiet --release -p ftshim-cli
 

@@ -29,6 +29,25 @@ pub use run::{
     run_script_env,
 };
 
+/// Every kind of section and lock `probe.Probe.add` takes (besides the racy control "none"), in
+/// the order the ABI gained them: the first [`KINDS_1_0`] are ABI 1.0's (what the frozen 1.0
+/// probe in abi-tests/abi-1.0/ knows), the rest ABI 1.1's two-mutex sections.
+pub const KINDS: &[&str] = &[
+    "section",
+    "section_fn",
+    "section2",
+    "section2_fn",
+    "mutex",
+    "mutex_fn",
+    "mutex_section",
+    "mutex_section_fn",
+    "section2_mutex",
+    "section2_mutex_fn",
+];
+
+/// How many of [`KINDS`] ABI 1.0 has.
+pub const KINDS_1_0: usize = 8;
+
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("abi-tests sits in the workspace").to_owned()

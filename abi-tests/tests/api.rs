@@ -8,23 +8,11 @@ use std::time::Duration;
 
 use ftshim::status::*;
 use ftshim_abi_tests::{
-    BuildOptions, Interpreter, build_extension, build_extension_with, interpreters, needed_libs, run_python,
-    run_script, scratch, workspace_root,
+    BuildOptions, Interpreter, KINDS, build_extension, build_extension_with, interpreters, needed_libs,
+    run_python, run_script, scratch, workspace_root,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
-const KINDS: &[&str] = &[
-    "section",
-    "section_fn",
-    "section2",
-    "section2_fn",
-    "mutex",
-    "mutex_fn",
-    "mutex_section",
-    "mutex_section_fn",
-    "section2_mutex",
-    "section2_mutex_fn",
-];
 
 /// Builds `modules` for `interp` into a fresh scratch dir and returns it (the PYTHONPATH), with
 /// the stress helpers beside them.
