@@ -305,6 +305,15 @@ static PyObject *add(PyObject *self, PyObject *args) {
     return PyLong_FromLong(a + b);
 }
 
+/* Reference counting through the headers' inline code: a GIL and a free-threaded build of this
+ * file reference different runtime symbols (_Py_Dealloc; _Py_DecRefShared...). */
+static PyObject *same(PyObject *self, PyObject *obj) {
+    (void)self;
+    Py_INCREF(obj);
+    Py_DECREF(obj);
+    return Py_NewRef(obj);
+}
+
 static PyObject *built_free_threaded(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
@@ -317,6 +326,7 @@ static PyObject *built_free_threaded(PyObject *self, PyObject *unused) {
 
 static PyMethodDef methods[] = {
     {"add", add, METH_VARARGS, "add(a, b) -> a + b"},
+    {"same", same, METH_O, "same(x) -> x"},
     {"built_free_threaded", built_free_threaded, METH_NOARGS, "Py_GIL_DISABLED at compile time"},
     {NULL, NULL, 0, NULL},
 };
@@ -413,7 +423,7 @@ sid_verify() {
     mkdir -p "$work/$variant"
     gcc "${common[@]}" "${flags[@]}" "$work/ftshim_sidcheck.c" -o "$work/$variant/ftshim_sidcheck$suffix" \
       >"$work/gcc-$variant.log" 2>&1 || { cat "$work/gcc-$variant.log" >&2; say "gcc ${flags[*]} failed"; return 1; }
-    out=$("$py" -I -c 'import sys; sys.path.insert(0, sys.argv[1]); import ftshim_sidcheck as m; assert m.add(2, 40) == 42; assert m.built_free_threaded() is False; print(m.__file__)' "$work/$variant" 2>&1) ||
+    out=$("$py" -I -c 'import sys; sys.path.insert(0, sys.argv[1]); import ftshim_sidcheck as m; o = object(); assert m.add(2, 40) == 42 and m.same(o) is o; assert m.built_free_threaded() is False; print(m.__file__)' "$work/$variant" 2>&1) ||
       { say "the extension compiled with ${flags[*]} did not import and run: $out"; return 1; }
   done
   nm -D --undefined-only "$work/both/ftshim_sidcheck$suffix" | awk '$2 ~ /^_?Py/ { print $2 }' | sort -u >"$work/needs"
