@@ -5,6 +5,12 @@
 #                        (or FTSHIM_PYTHON=/path/to/python3.13t, after the same checks)
 #   GIL 3.13             pyenv's 3.13 when the machine has one, else built from the same source
 #   GIL 3.11             the machine's python3.11
+#   GIL 3.12             pyenv's 3.12 when the machine has one (recorded empty when it has none:
+#                        no other source of a 3.12 is reachable from here)
+#   GIL 3.14, 3.15       Debian sid's binary packages, unpacked into private roots under the cache
+#                        and run with sid's own loader and libraries (scripts/debian-python.sh)
+#   FTSHIM_EXTRA_PYTHONS colon-separated extra interpreters (CPython >= 3.11, free-threaded or not),
+#                        checked and recorded as FTSHIM_PY_EXTRA
 #   zig (PyPI ziglang)   the linker for the shipped libraries' glibc 2.17 baseline, in a private
 #                        venv under the cache (scripts/build-libs.sh uses it)
 #
@@ -12,8 +18,8 @@
 # The result is recorded in one file the tests read: $FTSHIM_INTERPRETERS
 # (default <repo>/target/ftshim-interpreters.env). Idempotent: a second run verifies and returns.
 #
-# Nothing under /etc/apt is changed: the source package is fetched through a private apt
-# configuration whose mirror URI is read from the machine's own apt sources.
+# Nothing under /etc/apt is changed: the source package and sid's binary packages are fetched
+# through private apt configurations whose mirror URI is read from the machine's own apt sources.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -26,7 +32,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 APT_PACKAGES=(build-essential pkg-config xz-utils dpkg-dev libssl-dev libffi-dev zlib1g-dev
   libbz2-dev liblzma-dev libsqlite3-dev libreadline-dev uuid-dev libgdbm-dev libncurses-dev
-  libclang-dev clang valgrind abigail-tools)
+  libclang-dev clang valgrind abigail-tools patchelf)
 ZIGLANG_VERSION=0.17.1
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -124,10 +130,11 @@ if ver != series:
     problems.append("version is %s, expected %s" % (ver, series))
 if ft != want_ft:
     problems.append("sysconfig Py_GIL_DISABLED is %d, expected %d" % (ft, want_ft))
-if want_ft:
-    enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
-    if enabled:
-        problems.append("sys._is_gil_enabled() is True, expected False")
+enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
+if want_ft and enabled:
+    problems.append("sys._is_gil_enabled() is True, expected False")
+if not want_ft and enabled is not True:
+    problems.append("sys._is_gil_enabled() is %r, expected True" % (enabled,))
 if not sysconfig.get_config_var("INCLUDEPY"):
     problems.append("no INCLUDEPY in sysconfig")
 if problems:
@@ -136,8 +143,40 @@ if problems:
 print(sys.version.split()[0], sysconfig.get_config_var("EXT_SUFFIX"))
 EOF
   ) || { say "$py: $out"; return 1; }
+  [[ $out =~ ^"$series"\.[0-9]+[^\ ]*\ \. ]] || { say "$py: not a Python that answers the checks (it printed '$out')"; return 1; }
   printf '%s\n' "$out"
 }
+
+# check_extra PY -> prints "version free-threaded|GIL ext_suffix" for any CPython >= 3.11, or fails
+# with the reason. A free-threaded build must run with the GIL off, a GIL build with it on.
+check_extra() {
+  local py=$1 out
+  [ -f "$py" ] && [ -x "$py" ] || { say "$py: not an executable file"; return 1; }
+  out=$("$py" -I -c '
+import sys, sysconfig
+problems = []
+if sys.implementation.name != "cpython":
+    problems.append("not CPython but %s" % sys.implementation.name)
+if sys.version_info < (3, 11):
+    problems.append("version %d.%d is older than 3.11" % sys.version_info[:2])
+ft = int(sysconfig.get_config_var("Py_GIL_DISABLED") or 0)
+enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
+if enabled is bool(ft):
+    problems.append("Py_GIL_DISABLED is %d but sys._is_gil_enabled() is %r" % (ft, enabled))
+if not sysconfig.get_config_var("INCLUDEPY"):
+    problems.append("no INCLUDEPY in sysconfig")
+if problems:
+    print("; ".join(problems))
+    sys.exit(1)
+print(sys.version.split()[0], "free-threaded" if ft else "GIL", sysconfig.get_config_var("EXT_SUFFIX"))
+' 2>&1) || { say "$py: $out"; return 1; }
+  [[ $out =~ ^3\.[0-9]+\.[0-9]+[^\ ]*\ (free-threaded|GIL)\ \. ]] || { say "$py: not a Python that answers the checks (it printed '$out')"; return 1; }
+  printf '%s\n' "$out"
+}
+
+# GIL CPython 3.14 and 3.15 from Debian sid's binary packages: sid_python SERIES.
+# shellcheck source=scripts/debian-python.sh
+source "$ROOT/scripts/debian-python.sh"
 
 # ---------------------------------------------------------------- build from source
 # build_cpython KIND(ft|gil) -> prints the path of the installed python3.13[t]
@@ -218,9 +257,45 @@ fi
 [ -n "$PY311" ] || die "no python3.11 on PATH (the machine's own interpreter is the third target)"
 ensure_zig "$PY311"
 
+# pyenv's newest 3.12 that passes the checks. Nothing reachable from these machines provides a
+# CPython 3.12 otherwise (Debian has none in bookworm, trixie or sid), so without one it is recorded
+# empty, with a warning, and the tests that want it must say they had none.
+GIL312=""
+while IFS= read -r cand; do
+  [ -x "$cand" ] || continue
+  if check_interp "$cand" 0 3.12 >/dev/null 2>&1; then GIL312=$cand; fi
+done < <(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V)
+[ -n "$GIL312" ] || say "warning: no pyenv CPython 3.12 on this machine: FTSHIM_PY_312 is recorded empty"
+
+PY314=$(sid_python 3.14)
+PY315=$(sid_python 3.15)
+sid_drop_index
+
+# FTSHIM_EXTRA_PYTHONS: a:b:c, each checked; recorded as absolute paths (symlinks kept, so a venv's
+# python stays that venv's). A bare name is looked up on PATH and recorded as the sys.executable it
+# reports (a pyenv shim would otherwise be recorded, whose target depends on the directory).
+EXTRA=()
+IFS=: read -r -a extra_in <<<"${FTSHIM_EXTRA_PYTHONS:-}"
+for cand in "${extra_in[@]}"; do
+  [ -n "$cand" ] || continue
+  case $cand in
+    /*) ;;
+    */*) cand="$PWD/$cand" ;;
+    *) name=$cand
+      cand=$("$name" -I -c 'import sys; print(sys.executable)' 2>/dev/null) && [ -n "$cand" ] ||
+        die "FTSHIM_EXTRA_PYTHONS: $name is not on PATH or does not run" ;;
+  esac
+  check_extra "$cand" >/dev/null || die "FTSHIM_EXTRA_PYTHONS: $cand is not a CPython >= 3.11 that passes the checks (above)"
+  EXTRA+=("$cand")
+done
+
 ft_info=$(check_interp "$FT" 1 3.13) || die "$FT failed verification"
 gil_info=$(check_interp "$GIL313" 0 3.13) || die "$GIL313 failed verification"
 py311_info=$(check_interp "$PY311" 0 3.11) || die "$PY311 failed verification"
+py312_info="none"
+[ -z "$GIL312" ] || py312_info=$(check_interp "$GIL312" 0 3.12) || die "$GIL312 failed verification"
+py314_info=$(check_interp "$PY314" 0 3.14) || die "$PY314 failed verification"
+py315_info=$(check_interp "$PY315" 0 3.15) || die "$PY315 failed verification"
 
 mkdir -p "$(dirname "$RECORD")"
 tmp="$RECORD.tmp.$$"
@@ -229,10 +304,24 @@ cat >"$tmp" <<EOF
 FTSHIM_PY_FT=$FT
 FTSHIM_PY_GIL313=$GIL313
 FTSHIM_PY_311=$PY311
+# GIL 3.12: pyenv's (empty: the machine has none). GIL 3.14 and 3.15: Debian sid's, each a wrapper
+# script in front of a private root. INCLUDE: the include path for a C compiler, sysconfig's
+# INCLUDEPY first (enough on its own), then the directory of Debian's multiarch
+# x86_64-linux-gnu/python3.X/pyconfig.h. LIBPYTHON: the shared library (LIBDIR/INSTSONAME; the
+# executable exports the same C API and does not load it).
+FTSHIM_PY_312=$GIL312
+$(sid_record 3.14 "$PY314")
+$(sid_record 3.15 "$PY315")
+# FTSHIM_EXTRA_PYTHONS, checked (colon-separated; empty: none given).
+FTSHIM_PY_EXTRA=$(IFS=:; echo "${EXTRA[*]}")
 EOF
 mv "$tmp" "$RECORD"
 say "free-threaded: $FT ($ft_info)"
 say "GIL 3.13:      $GIL313 ($gil_info)"
 say "GIL 3.11:      $PY311 ($py311_info)"
+say "GIL 3.12:      ${GIL312:-(none)} ($py312_info)"
+say "GIL 3.14:      $PY314 ($py314_info)"
+say "GIL 3.15:      $PY315 ($py315_info)"
+for cand in "${EXTRA[@]}"; do say "extra:         $cand ($(check_extra "$cand"))"; done
 say "zig:           $CACHE/zig-$ZIGLANG_VERSION ($("$CACHE/zig-$ZIGLANG_VERSION/bin/python" -m ziglang version))"
 say "recorded in $RECORD"
