@@ -1,4 +1,7 @@
-//! The three interpreters every test runs on, as `scripts/setup.sh` recorded them.
+//! The interpreters every test runs on, as `scripts/setup.sh` recorded them: free-threaded
+//! 3.13t (built here), GIL 3.13 and 3.11, GIL 3.12 (pyenv), GIL 3.14 and 3.15 (Debian sid's binary
+//! packages in a private root), and any extra interpreters the user listed in
+//! `FTSHIM_EXTRA_PYTHONS` (a free-threaded 3.14t, say).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,7 @@ pub fn record_path() -> PathBuf {
         .unwrap_or_else(|| target_dir().join("ftshim-interpreters.env"))
 }
 
-/// The three interpreters every test runs on.
+/// The interpreters every test runs on.
 pub struct Interpreters {
     /// Free-threaded CPython 3.13 (`python3.13t`).
     pub ft: Interpreter,
@@ -24,13 +27,23 @@ pub struct Interpreters {
     pub gil313: Interpreter,
     /// GIL CPython 3.11 (the machine's own).
     pub py311: Interpreter,
+    /// GIL 3.12, 3.14, 3.15, then the user's extra interpreters, each with its label ("3.14",
+    /// or the version with `t` for a free-threaded extra).
+    pub more: Vec<(String, Interpreter)>,
 }
 
 impl Interpreters {
-    /// All three, free-threaded first, each with a short label.
-    pub fn all(&self) -> [(&'static str, &Interpreter); 3] {
-        [("3.13t", &self.ft), ("3.13", &self.gil313), ("3.11", &self.py311)]
+    /// All of them, free-threaded 3.13 first, each with a short label.
+    pub fn all(&self) -> Vec<(&str, &Interpreter)> {
+        let mut all = vec![("3.13t", &self.ft), ("3.13", &self.gil313), ("3.11", &self.py311)];
+        all.extend(self.more.iter().map(|(label, interp)| (label.as_str(), interp)));
+        all
     }
+}
+
+/// "3.14" or "3.14t".
+fn label(interp: &Interpreter) -> String {
+    format!("{}.{}{}", interp.version.0, interp.version.1, if interp.free_threaded { "t" } else { "" })
 }
 
 /// Reads and describes the recorded interpreters once. Panics, naming the file and the fix,
@@ -50,11 +63,29 @@ pub fn interpreters() -> &'static Interpreters {
             .filter(|l| !l.trim_start().starts_with('#'))
             .filter_map(|l| l.split_once('='))
             .collect();
-        let get = |key: &str| {
-            let exe = vars.get(key).unwrap_or_else(|| panic!("{} has no {key}=; rerun `make setup`", path.display()));
+        let describe = |key: &str, exe: &str| {
             ftshim_loader::describe::describe(Path::new(exe))
-                .unwrap_or_else(|e| panic!("{key} from {}: {e}; rerun `make setup`", path.display()))
+                .unwrap_or_else(|e| panic!("{key}={exe} from {}: {e}; rerun `make setup`", path.display()))
         };
-        Interpreters { ft: get("FTSHIM_PY_FT"), gil313: get("FTSHIM_PY_GIL313"), py311: get("FTSHIM_PY_311") }
+        let get = |key: &str| {
+            let exe = vars.get(key).copied().unwrap_or_default();
+            if exe.is_empty() {
+                panic!(
+                    "{} records no {key} (scripts/setup.sh says why when it runs: GIL 3.12 comes from pyenv, 3.14 and 3.15 from Debian sid); the tests need it",
+                    path.display()
+                );
+            }
+            describe(key, exe)
+        };
+        let mut more: Vec<(String, Interpreter)> = ["FTSHIM_PY_312", "FTSHIM_PY_314", "FTSHIM_PY_315"]
+            .iter()
+            .map(|key| get(key))
+            .map(|i| (label(&i), i))
+            .collect();
+        for exe in vars.get("FTSHIM_PY_EXTRA").copied().unwrap_or_default().split(':').filter(|e| !e.is_empty()) {
+            let i = describe("FTSHIM_PY_EXTRA", exe);
+            more.push((label(&i), i));
+        }
+        Interpreters { ft: get("FTSHIM_PY_FT"), gil313: get("FTSHIM_PY_GIL313"), py311: get("FTSHIM_PY_311"), more }
     })
 }

@@ -1,14 +1,16 @@
 //! Immortal objects — the `Immortal objects` section of `include/ftshim.h`.
 //!
-//! CPython 3.13 does not export a way to make an object immortal, so libftshim writes the
-//! refcount fields itself, exactly as CPython's internal `_Py_SetImmortal` does. Every offset and
-//! value it relies on is in [`layout`], and abi-tests compares them with bindgen's view of each
-//! interpreter's real headers.
+//! CPython 3.14+ exports `_Py_SetImmortal` and `PyUnstable_IsImmortal`: libftshim applies its own
+//! checks (no str; on FT, no object another thread may reference) and then calls them. CPython
+//! 3.12/3.13 export no way to make an object immortal, so there libftshim writes the refcount
+//! fields itself, exactly as CPython's internal `_Py_SetImmortal` does. Every offset and value it
+//! relies on is in [`layout`], and abi-tests compares them with bindgen's view of each
+//! interpreter's real headers (3.14t and 3.15t included: their FT header keeps 3.13t's offsets).
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
-use crate::runtime::{self, PyObject, Runtime};
+use crate::runtime::{self, ImmortalApi, PyObject, Runtime};
 use crate::status::{
     FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_SHARED, FTSHIM_ERR_STR, FTSHIM_ERR_UNSUPPORTED, FTSHIM_OK,
     ftshim_status,
@@ -94,6 +96,8 @@ enum Family {
     Ft313,
     Gil312Plus,
     Gil311,
+    /// 3.14+: CPython's exported functions; FT or not.
+    Exported(ImmortalApi, bool),
 }
 
 fn family(rt: &Runtime) -> Result<Family, ftshim_status> {
@@ -104,9 +108,7 @@ fn family(rt: &Runtime) -> Result<Family, ftshim_status> {
         ((3, 13), true) => Ok(Family::Ft313),
         ((3, 12 | 13), false) => Ok(Family::Gil312Plus),
         ((3, 11), false) => Ok(Family::Gil311),
-        // 3.14 moves to exported APIs (_Py_SetImmortal, PyUnstable_IsImmortal); ABI 1.x will add
-        // it once it can be tested here.
-        _ => Err(FTSHIM_ERR_UNSUPPORTED),
+        _ => rt.immortal.map(|api| Family::Exported(api, rt.free_threaded)).ok_or(FTSHIM_ERR_UNSUPPORTED),
     }
 }
 
@@ -122,6 +124,7 @@ unsafe fn is_immortal(op: *mut PyObject, family: &Family) -> bool {
             }
             Family::Gil312Plus => (field::<AtomicIsize>(op, GIL_OB_REFCNT).load(Relaxed) as i32) < 0,
             Family::Gil311 => field::<AtomicIsize>(op, GIL_OB_REFCNT).load(Relaxed) >= PIN_THRESHOLD_311,
+            Family::Exported(api, _) => (api.is)(op) != 0,
         }
     }
 }
@@ -129,7 +132,8 @@ unsafe fn is_immortal(op: *mut PyObject, family: &Family) -> bool {
 /// # Safety
 /// `op` is a live object; a thread state is attached.
 unsafe fn is_str(op: *mut PyObject, rt: &Runtime, family: &Family) -> bool {
-    let offset = if matches!(family, Family::Ft313) { layout::FT_OB_TYPE } else { layout::GIL_OB_TYPE };
+    let ft = matches!(family, Family::Ft313 | Family::Exported(_, true));
+    let offset = if ft { layout::FT_OB_TYPE } else { layout::GIL_OB_TYPE };
     // SAFETY: ob_type is a live type object pointer at that offset.
     let tp = unsafe { field::<AtomicUsize>(op, offset) }.load(Relaxed) as *mut c_void;
     // SAFETY: PyType_GetFlags takes any type object.
@@ -167,12 +171,11 @@ unsafe fn set_immortal(op: *mut PyObject, rt: &Runtime) -> ftshim_status {
         }
         match family {
             Family::Ft313 => {
-                let Some(me) = current_thread_id() else { return FTSHIM_ERR_UNSUPPORTED };
+                if let Err(status) = owned_by_this_thread(op) {
+                    return status;
+                }
                 let tid = field::<AtomicUsize>(op, FT_OB_TID);
                 let shared = field::<AtomicIsize>(op, FT_OB_REF_SHARED);
-                if tid.load(Relaxed) != me || shared.load(Relaxed) != 0 {
-                    return FTSHIM_ERR_SHARED;
-                }
                 untrack(op, rt);
                 tid.store(FT_UNOWNED_TID, Relaxed);
                 field::<AtomicU32>(op, FT_OB_REF_LOCAL).store(FT_IMMORTAL_REFCNT_LOCAL, Relaxed);
@@ -186,9 +189,33 @@ unsafe fn set_immortal(op: *mut PyObject, rt: &Runtime) -> ftshim_status {
                 untrack(op, rt);
                 field::<AtomicIsize>(op, GIL_OB_REFCNT).fetch_add(PIN_BIAS_311, Relaxed);
             }
+            Family::Exported(api, free_threaded) => {
+                if free_threaded && let Err(status) = owned_by_this_thread(op) {
+                    return status;
+                }
+                (api.set)(op);
+            }
         }
     }
     FTSHIM_OK
+}
+
+/// ftshim's rule on free-threaded builds: the calling thread owns the object (`ob_tid`) and no
+/// other thread ever took a reference (`ob_ref_shared == 0`); else `FTSHIM_ERR_SHARED`.
+///
+/// # Safety
+/// `op` is a live object of a free-threaded build (the FT header layout); a thread state is
+/// attached.
+unsafe fn owned_by_this_thread(op: *mut PyObject) -> Result<(), ftshim_status> {
+    let Some(me) = current_thread_id() else { return Err(FTSHIM_ERR_UNSUPPORTED) };
+    // SAFETY: FT header offsets, checked against the headers by abi-tests; `op` is live.
+    let (tid, shared) = unsafe {
+        (field::<AtomicUsize>(op, layout::FT_OB_TID), field::<AtomicIsize>(op, layout::FT_OB_REF_SHARED))
+    };
+    if tid.load(Relaxed) != me || shared.load(Relaxed) != 0 {
+        return Err(FTSHIM_ERR_SHARED);
+    }
+    Ok(())
 }
 
 ftshim_boundary::export! {

@@ -118,6 +118,17 @@ pub struct ObjectApi {
     pub type_get_flags: unsafe extern "C" fn(*mut c_void) -> c_ulong,
 }
 
+/// CPython 3.14+'s exported immortal-object functions (GIL and FT builds alike).
+#[derive(Debug, Clone, Copy)]
+pub struct ImmortalApi {
+    /// `void _Py_SetImmortal(PyObject *)`: untracks the object from the GC and writes the
+    /// build's immortal refcount fields (exported since 3.14; 3.15 also has
+    /// `PyUnstable_SetImmortal`, which additionally requires a uniquely referenced object).
+    pub set: unsafe extern "C" fn(*mut PyObject),
+    /// `int PyUnstable_IsImmortal(PyObject *)` (3.14+).
+    pub is: unsafe extern "C" fn(*mut PyObject) -> c_int,
+}
+
 /// What libftshim knows about the interpreter it runs in.
 #[derive(Debug)]
 pub struct Runtime {
@@ -133,6 +144,8 @@ pub struct Runtime {
     pub gil: Option<GilApi>,
     /// Object functions (all supported versions).
     pub object: ObjectApi,
+    /// CPython's own immortal-object functions (3.14+).
+    pub immortal: Option<ImmortalApi>,
     /// `PyUnstable_Module_SetGIL(PyObject *module, void *gil)`: FT builds only (3.13+).
     pub module_set_gil: Option<unsafe extern "C" fn(*mut PyObject, *mut c_void) -> c_int>,
 }
@@ -291,8 +304,13 @@ fn resolve() -> Result<Runtime, RuntimeError> {
         gc_untrack: require!(v, c"PyObject_GC_UnTrack"),
         type_get_flags: require!(v, c"PyType_GetFlags"),
     };
+    let immortal = if v >= 0x030E_0000 {
+        Some(ImmortalApi { set: require!(v, c"_Py_SetImmortal"), is: require!(v, c"PyUnstable_IsImmortal") })
+    } else {
+        None
+    };
     let module_set_gil = if free_threaded { Some(require!(v, c"PyUnstable_Module_SetGIL")) } else { None };
-    Ok(Runtime { version_hex: v, free_threaded, sections, pymutex, gil, object, module_set_gil })
+    Ok(Runtime { version_hex: v, free_threaded, sections, pymutex, gil, object, immortal, module_set_gil })
 }
 
 #[cfg(test)]
