@@ -2,8 +2,10 @@
 //! script), and generates the layout bindings `tests/layout.rs` compiles in (pyo3-ffi-check's way):
 //!
 //! - `$OUT_DIR/layout/ftshim_loader_h.rs`: bindgen of `include/ftshim_loader.h` (no Python needed);
-//! - `$OUT_DIR/layout/ftshim_h_<ft|gil313|py311>.rs`: bindgen of `include/ftshim.h` against each
-//!   recorded interpreter's real `Python.h`, with the CPython types and constants ftshim relies on.
+//! - `$OUT_DIR/layout/ftshim_h_<label>.rs`: bindgen of `include/ftshim.h` against each recorded
+//!   interpreter's real `Python.h`, with the CPython types and constants ftshim relies on; and,
+//!   for 3.14 and 3.15, the same headers with `Py_GIL_DISABLED` defined (`ft314`, `ft315`): the
+//!   free-threaded 3.14t/3.15t header set, for which no interpreter exists on these machines.
 //!
 //! Besides the bindings, each file holds tables whose numbers rustc computes from the generated
 //! types (`size_of`, `align_of`, `offset_of!`, the constants' values) — bindgen's own layout
@@ -57,10 +59,23 @@ fn main() {
             .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
             .collect::<BTreeMap<String, String>>()
     });
-    for (label, key) in [("ft", "FTSHIM_PY_FT"), ("gil313", "FTSHIM_PY_GIL313"), ("py311", "FTSHIM_PY_311")] {
+    for (label, key, ft_headers) in [
+        ("ft", "FTSHIM_PY_FT", false),
+        ("gil313", "FTSHIM_PY_GIL313", false),
+        ("py311", "FTSHIM_PY_311", false),
+        ("gil312", "FTSHIM_PY_312", false),
+        ("gil314", "FTSHIM_PY_314", false),
+        ("gil315", "FTSHIM_PY_315", false),
+        ("ft314", "FTSHIM_PY_314", true),
+        ("ft315", "FTSHIM_PY_315", true),
+    ] {
         let file = out.join(format!("ftshim_h_{label}.rs"));
         let python = match &recorded {
-            Ok(vars) => vars.get(key).cloned().ok_or_else(|| format!("{} has no {key}=", record.display())),
+            Ok(vars) => vars
+                .get(key)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .ok_or_else(|| format!("{} has no {key}=", record.display())),
             Err(e) => Err(format!("interpreter record {} is unreadable ({e})", record.display())),
         };
         let described = python.and_then(|exe| {
@@ -69,8 +84,12 @@ fn main() {
         match described {
             Ok(interp) => {
                 println!("cargo:rerun-if-changed={}", interp.include_dir.display());
+                let mut builder = bindgen::Builder::default();
+                if ft_headers {
+                    builder = builder.clang_arg("-DPy_GIL_DISABLED=1");
+                }
                 let generated = Generated::bind(
-                    bindgen::Builder::default()
+                    builder
                         .header(include.join("ftshim.h").display().to_string())
                         .clang_arg(format!("-I{}", include.display()))
                         .clang_arg(format!("-I{}", interp.include_dir.display()))
@@ -78,7 +97,11 @@ fn main() {
                             "PyObject|PyCriticalSection|PyCriticalSection2|PyMutex|ftshim_critical_section|ftshim_mutex",
                         )
                         .allowlist_var("Py_TPFLAGS_UNICODE_SUBCLASS|_Py_IMMORTAL_REFCNT_LOCAL|_Py_UNOWNED_TID"),
-                    &format!("include/ftshim.h against {}", interp.executable.display()),
+                    &format!(
+                        "include/ftshim.h against {}{}",
+                        interp.executable.display(),
+                        if ft_headers { " with Py_GIL_DISABLED=1" } else { "" }
+                    ),
                     &["Py_TPFLAGS_UNICODE_SUBCLASS", "_Py_IMMORTAL_REFCNT_LOCAL", "_Py_UNOWNED_TID"],
                 );
                 generated.write_for(&file, Some(&interp.executable));

@@ -84,6 +84,38 @@ fn the_header_compiles_strictly_in_every_configuration() {
     println!("{compiled} strict configurations compiled");
 }
 
+/// The free-threaded 3.14t and 3.15t header sets: 3.14's and 3.15's headers with
+/// `Py_GIL_DISABLED` (a free-threaded build's headers differ only by that macro). No such
+/// interpreter exists on these machines, so these paths are compiled here and run nowhere.
+#[test]
+fn the_header_compiles_strictly_against_the_314t_and_315t_headers() {
+    let mut failures = Vec::new();
+    let mut compiled = 0;
+    for (label, interp) in interpreters().all() {
+        if interp.free_threaded || interp.version < (3, 14) {
+            continue;
+        }
+        let ft_label = format!("{label}t-headers");
+        for variant in [&["-DPy_GIL_DISABLED=1"][..], &["-DPy_GIL_DISABLED=1", "-DFTSHIM_NO_INLINE"]] {
+            for compiler in ["gcc", "clang"] {
+                for std in ["-std=c99", "-std=c11"] {
+                    let flags: Vec<&str> = [std].iter().chain(STRICT_C).chain(variant).copied().collect();
+                    failures.extend(compile(&ft_label, interp, compiler, &flags).err());
+                    compiled += 1;
+                }
+            }
+            for compiler in ["g++", "clang++"] {
+                let flags: Vec<&str> = STRICT_CXX.iter().chain(variant).copied().collect();
+                failures.extend(compile(&ft_label, interp, compiler, &flags).err());
+                compiled += 1;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {compiled} failed:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(compiled, 2 * 2 * 6, "3.14t and 3.15t, two variants, six compilers/standards each");
+    println!("{compiled} strict configurations compiled against the 3.14t/3.15t headers");
+}
+
 #[test]
 fn the_loader_header_compiles_strictly_without_python_h() {
     let mut failures = Vec::new();

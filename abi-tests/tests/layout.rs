@@ -43,6 +43,26 @@ mod bound {
     pub mod py311 {
         include!(concat!(env!("OUT_DIR"), "/layout/ftshim_h_py311.rs"));
     }
+    /// `include/ftshim.h` with GIL 3.12's headers.
+    pub mod gil312 {
+        include!(concat!(env!("OUT_DIR"), "/layout/ftshim_h_gil312.rs"));
+    }
+    /// `include/ftshim.h` with GIL 3.14's headers.
+    pub mod gil314 {
+        include!(concat!(env!("OUT_DIR"), "/layout/ftshim_h_gil314.rs"));
+    }
+    /// `include/ftshim.h` with GIL 3.15's headers.
+    pub mod gil315 {
+        include!(concat!(env!("OUT_DIR"), "/layout/ftshim_h_gil315.rs"));
+    }
+    /// `include/ftshim.h` with 3.14's headers and `Py_GIL_DISABLED`: the 3.14t header set.
+    pub mod ft314 {
+        include!(concat!(env!("OUT_DIR"), "/layout/ftshim_h_ft314.rs"));
+    }
+    /// `include/ftshim.h` with 3.15's headers and `Py_GIL_DISABLED`: the 3.15t header set.
+    pub mod ft315 {
+        include!(concat!(env!("OUT_DIR"), "/layout/ftshim_h_ft315.rs"));
+    }
 }
 
 /// Sizes, alignments, field offsets and simple constants of one generated module, keyed as
@@ -56,10 +76,22 @@ struct Layout {
 }
 
 impl Layout {
-    /// The layout bound for `interp` (one of the three recorded interpreters). Panics when the
-    /// bindings could not be generated or were generated for another interpreter: rebuild.
+    /// The layout bound for the recorded interpreter `interp`: its own headers.
     fn of(interp: &Interpreter) -> Layout {
         let all = interpreters();
+        let key = if std::ptr::eq(interp, &all.ft) {
+            "ft".to_owned()
+        } else if std::ptr::eq(interp, &all.py311) {
+            "py311".to_owned()
+        } else {
+            format!("gil{}{}", interp.version.0, interp.version.1)
+        };
+        Layout::bound(&key, interp)
+    }
+
+    /// The layout generated under `key` (a module of `bound`) from `interp`'s headers. Panics when
+    /// the bindings could not be generated or were generated for another interpreter: rebuild.
+    fn bound(key: &str, interp: &Interpreter) -> Layout {
         type Tables = (
             Option<&'static str>,
             &'static str,
@@ -67,17 +99,22 @@ impl Layout {
             fn() -> Vec<(&'static str, &'static str, usize)>,
             fn() -> Vec<(&'static str, u64)>,
         );
-        let (unavailable, python, sizes, offsets, constants): Tables = if std::ptr::eq(interp, &all.ft) {
-            use bound::ft as b;
-            (b::UNAVAILABLE, b::PYTHON, b::sizes, b::offsets, b::constants)
-        } else if std::ptr::eq(interp, &all.gil313) {
-            use bound::gil313 as b;
-            (b::UNAVAILABLE, b::PYTHON, b::sizes, b::offsets, b::constants)
-        } else if std::ptr::eq(interp, &all.py311) {
-            use bound::py311 as b;
-            (b::UNAVAILABLE, b::PYTHON, b::sizes, b::offsets, b::constants)
-        } else {
-            panic!("{}: not one of the recorded interpreters", interp.executable.display())
+        macro_rules! tables {
+            ($m:ident) => {{
+                use bound::$m as b;
+                (b::UNAVAILABLE, b::PYTHON, b::sizes, b::offsets, b::constants)
+            }};
+        }
+        let (unavailable, python, sizes, offsets, constants): Tables = match key {
+            "ft" => tables!(ft),
+            "gil313" => tables!(gil313),
+            "py311" => tables!(py311),
+            "gil312" => tables!(gil312),
+            "gil314" => tables!(gil314),
+            "gil315" => tables!(gil315),
+            "ft314" => tables!(ft314),
+            "ft315" => tables!(ft315),
+            _ => panic!("no layout bindings for {key} ({})", interp.executable.display()),
         };
         if let Some(why) = unavailable {
             panic!(
@@ -231,21 +268,63 @@ fn free_threaded_313t_layout_matches_the_constants() {
     assert_eq!(l.size("PyMutex"), 1);
 }
 
+/// The free-threaded 3.14t and 3.15t header sets (3.14's and 3.15's headers with
+/// `Py_GIL_DISABLED`): no such interpreter exists on these machines, so this is where ftshim's FT
+/// constants meet them. Every FT offset libftshim writes or reads is 3.13t's.
+#[test]
+fn free_threaded_314t_315t_headers_match_the_constants() {
+    let all = interpreters();
+    for (key, label) in [("ft314", "3.14"), ("ft315", "3.15")] {
+        let (_, interp) = all.all().into_iter().find(|(l, _)| *l == label).expect("recorded");
+        let l = Layout::bound(key, interp);
+        check_ftshim_types(&l);
+        assert_eq!(l.size("_object"), layout::FT_PYOBJECT_SIZE, "{key}");
+        assert_eq!(l.offset("_object::ob_tid"), layout::FT_OB_TID, "{key}");
+        assert_eq!(l.offset("_object::ob_ref_local"), layout::FT_OB_REF_LOCAL, "{key}");
+        assert_eq!(l.offset("_object::ob_ref_shared"), layout::FT_OB_REF_SHARED, "{key}");
+        assert_eq!(l.offset("_object::ob_type"), layout::FT_OB_TYPE, "{key}");
+        // 3.13t's `_padding` is 3.14's `ob_flags`, at the same offset (DESIGN §2).
+        assert_eq!(l.offset("_object::ob_flags"), 8, "{key}");
+        assert_eq!(
+            l.constant["_Py_IMMORTAL_REFCNT_LOCAL"],
+            u64::from(layout::FT_IMMORTAL_REFCNT_LOCAL),
+            "{key}"
+        );
+        assert_eq!(l.constant["Py_TPFLAGS_UNICODE_SUBCLASS"], layout::TPFLAGS_UNICODE_SUBCLASS, "{key}");
+        assert_eq!(l.size("PyCriticalSection"), 16, "{key}");
+        assert_eq!(l.size("PyCriticalSection2"), 24, "{key}");
+        assert_eq!(
+            l.offset("PyCriticalSection2::_cs_mutex2"),
+            ftshim::critical_section::CS2_MUTEX2_OFFSET,
+            "{key}"
+        );
+        assert_eq!(l.size("PyMutex"), 1, "{key}");
+    }
+}
+
 #[test]
 fn gil_layouts_match_the_constants() {
     let all = interpreters();
-    for (label, interp) in [("3.13", &all.gil313), ("3.11", &all.py311)] {
+    let gil: Vec<(&str, &Interpreter)> = all.all().into_iter().filter(|(_, i)| !i.free_threaded).collect();
+    assert!(
+        gil.len() >= 5,
+        "GIL 3.11, 3.12, 3.13, 3.14, 3.15: {:?}",
+        gil.iter().map(|g| g.0).collect::<Vec<_>>()
+    );
+    for (label, interp) in gil {
         let l = Layout::of(interp);
         check_ftshim_types(&l);
         assert_eq!(l.size("_object"), layout::GIL_PYOBJECT_SIZE, "{label}");
         assert_eq!(l.offset("_object::ob_type"), layout::GIL_OB_TYPE, "{label}");
-        // 3.12+ wraps ob_refcnt in an anonymous union (with its 32-bit halves) as _object's first
-        // member, which C places at offset 0; 3.11 has a plain field.
+        // 3.12/3.13 wrap ob_refcnt in an anonymous union (with its 32-bit halves) as _object's
+        // first member, which C places at offset 0; 3.14+ names the full word ob_refcnt_full
+        // (beside a struct of ob_refcnt, ob_overflow, ob_flags); 3.11 has a plain field.
         let refcnt = match l.offset.get("_object::ob_refcnt") {
             Some(&off) => off,
             None => {
                 assert_eq!(l.size("_object__bindgen_ty_1"), 8, "{label}: the refcount union");
-                l.offset("_object__bindgen_ty_1::ob_refcnt")
+                let full = l.offset.get("_object__bindgen_ty_1::ob_refcnt_full").copied();
+                full.unwrap_or_else(|| l.offset("_object__bindgen_ty_1::ob_refcnt"))
             }
         };
         assert_eq!(refcnt, layout::GIL_OB_REFCNT, "{label}");
