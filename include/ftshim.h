@@ -469,14 +469,17 @@ ftshim_module_set_gil_not_used_inline(PyObject *module)
  *   CPython's own _Py_SetImmortal does. The GIL makes it safe whoever holds references.
  * GIL 3.11 (no immortal objects in CPython): *pins* it: untracks it from the GC and adds 2^60 to
  *   its refcount, so it is never freed; Py_INCREF/DECREF still write (no contention win there).
+ * 3.14+ (since ABI 1.1; ABI 1.0 returned FTSHIM_ERR_UNSUPPORTED there): the same checks (str;
+ *   on FT the ownership rule above), then CPython's exported _Py_SetImmortal (untrack + immortal
+ *   fields). Not 3.15's PyUnstable_SetImmortal, which also demands a uniquely referenced object.
  * Statuses: FTSHIM_OK (also when already immortal); FTSHIM_ERR_NULL_ARGUMENT; FTSHIM_ERR_STR
  * (a str: intern it instead); FTSHIM_ERR_SHARED (FT only, see above); FTSHIM_ERR_UNSUPPORTED
- * (CPython 3.14+ or an FT platform whose thread id libftshim cannot read); FTSHIM_ERR_NO_RUNTIME. */
+ * (an FT platform whose thread id libftshim cannot read); FTSHIM_ERR_NO_RUNTIME. */
 ftshim_status ftshim_object_set_immortal(PyObject *op);
 
 /* 1 if `op` is immortal, 0 if not; a negative status for NULL (FTSHIM_ERR_NULL_ARGUMENT) or no
  * runtime / an unsupported version. 3.12+: CPython's own test (so None, small ints, interned
- * strings are immortal too). 3.11: 1 only for objects pinned by ftshim_object_set_immortal
+ * strings are immortal too; on 3.14+ CPython's PyUnstable_IsImmortal). 3.11: 1 only for objects pinned by ftshim_object_set_immortal
  * (refcount >= 2^59). Thread-safe (a relaxed read). */
 int ftshim_object_is_immortal(PyObject *op);
 
