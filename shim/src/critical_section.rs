@@ -10,6 +10,7 @@
 #![allow(non_camel_case_types)]
 
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::runtime::{self, Begin2Mutex, PyMutex, PyObject, Sections};
 use crate::status::{FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_NOT_ACTIVE, FTSHIM_OK, ftshim_status};
@@ -22,16 +23,43 @@ pub struct ftshim_critical_section {
 
 /// Index of the state word; CPython's struct (at most 3 words in 3.13) occupies the words before.
 const STATE: usize = 7;
-/// One-object section held through CPython.
-const ACTIVE_ONE: usize = 0x6674_7368_696d_4331; // "ftshimC1"
-/// Two-object section held through CPython.
-const ACTIVE_TWO: usize = 0x6674_7368_696d_4332; // "ftshimC2"
+/// The state word of an active section is `MAGIC + kind`; anything else (zero after an end,
+/// whatever uninitialised storage holds) is "not active".
+const MAGIC: usize = 0x6674_7368_696d_0000; // "ftshim\0\0"
+/// One-object section held through CPython (odd kinds end with `PyCriticalSection_End`).
+const ACTIVE_ONE: usize = MAGIC + 1;
+/// Two-object section held through CPython (even kinds end with `PyCriticalSection2_End`).
+const ACTIVE_TWO: usize = MAGIC + 2;
 /// Mutex section held through CPython.
-const ACTIVE_MUTEX: usize = 0x6674_7368_696d_434d; // "ftshimCM"
+const ACTIVE_MUTEX: usize = MAGIC + 3;
 /// Two-mutex section held through CPython (ABI 1.1).
-const ACTIVE_TWO_MUTEX: usize = 0x6674_7368_696d_4d32; // "ftshimM2"
+const ACTIVE_TWO_MUTEX: usize = MAGIC + 4;
 /// A section "held" on a GIL build, where sections are no-ops.
-const ACTIVE_NOOP: usize = 0x6674_7368_696d_4e31; // "ftshimN1"
+const ACTIVE_NOOP: usize = MAGIC + 5;
+
+/// CPython's section functions, published once the runtime is resolved on a free-threaded build,
+/// so that the exported functions' fast path is one load instead of the runtime's checks.
+static FT_SECTIONS: AtomicPtr<Sections> = AtomicPtr::new(std::ptr::null_mut());
+
+/// CPython's section functions when this is a free-threaded build (else `None`: GIL build or no
+/// runtime).
+#[inline(always)]
+fn ft_sections() -> Option<&'static Sections> {
+    let p = FT_SECTIONS.load(Ordering::Acquire);
+    if p.is_null() {
+        return resolve_sections();
+    }
+    // SAFETY: only ever set from a `&'static Sections` inside the resolved runtime.
+    Some(unsafe { &*p })
+}
+
+#[cold]
+#[inline(never)]
+fn resolve_sections() -> Option<&'static Sections> {
+    let sections = runtime::get().ok()?.sections.as_ref()?;
+    FT_SECTIONS.store((sections as *const Sections).cast_mut(), Ordering::Release);
+    Some(sections)
+}
 
 impl ftshim_critical_section {
     fn cpython_storage(&mut self) -> *mut c_void {
@@ -40,23 +68,28 @@ impl ftshim_critical_section {
 
     /// Marks the section active with `kind` and runs `begin` with CPython's sections, or marks it
     /// a no-op on a GIL build.
+    #[inline(always)]
     fn begin(&mut self, kind: usize, begin: impl FnOnce(&Sections, *mut c_void)) -> ftshim_status {
-        let Ok(rt) = runtime::get() else { return FTSHIM_ERR_NO_RUNTIME };
-        match &rt.sections {
+        match ft_sections() {
             Some(sections) => {
                 self.storage[STATE] = kind;
                 begin(sections, self.cpython_storage());
+                FTSHIM_OK
             }
-            None => self.storage[STATE] = ACTIVE_NOOP,
+            None => self.begin_without_sections(),
         }
+    }
+
+    /// A GIL build (a no-op section) or no runtime at all.
+    #[cold]
+    #[inline(never)]
+    fn begin_without_sections(&mut self) -> ftshim_status {
+        if runtime::get().is_err() {
+            return FTSHIM_ERR_NO_RUNTIME;
+        }
+        self.storage[STATE] = ACTIVE_NOOP;
         FTSHIM_OK
     }
-}
-
-/// The CPython section functions; only reachable after a begin recorded a CPython kind, which
-/// implies they were resolved.
-fn sections() -> Option<&'static Sections> {
-    runtime::get().ok()?.sections.as_ref()
 }
 
 ftshim_boundary::export! {
@@ -115,20 +148,23 @@ ftshim_boundary::export! {
     /// `ftshim_critical_section_end` — see include/ftshim.h.
     pub unsafe fn ftshim_critical_section_end(cs: *mut ftshim_critical_section) -> ftshim_status {
         let cs = ftshim_boundary::try_mut!(cs);
-        let kind = cs.storage[STATE];
-        if kind == ACTIVE_NOOP {
-            cs.storage[STATE] = 0;
-            return FTSHIM_OK;
+        let state = cs.storage[STATE];
+        match state {
+            ACTIVE_ONE..=ACTIVE_TWO_MUTEX => {
+                // A CPython kind was recorded, so the runtime resolved with sections.
+                let Some(s) = ft_sections() else { return FTSHIM_ERR_NO_RUNTIME };
+                cs.storage[STATE] = 0;
+                let end = if (state - MAGIC) % 2 == 0 { s.end2 } else { s.end };
+                // SAFETY: the state word says CPython began a section of this kind in this storage.
+                unsafe { end(cs.cpython_storage()) };
+                FTSHIM_OK
+            }
+            ACTIVE_NOOP => {
+                cs.storage[STATE] = 0;
+                FTSHIM_OK
+            }
+            _ => FTSHIM_ERR_NOT_ACTIVE,
         }
-        if ![ACTIVE_ONE, ACTIVE_TWO, ACTIVE_MUTEX, ACTIVE_TWO_MUTEX].contains(&kind) {
-            return FTSHIM_ERR_NOT_ACTIVE;
-        }
-        let Some(s) = sections() else { return FTSHIM_ERR_NO_RUNTIME };
-        cs.storage[STATE] = 0;
-        let end = if kind == ACTIVE_TWO || kind == ACTIVE_TWO_MUTEX { s.end2 } else { s.end };
-        // SAFETY: the state word says CPython began a section of this kind in this storage.
-        unsafe { end(cs.cpython_storage()) };
-        FTSHIM_OK
     }
 }
 
