@@ -270,8 +270,10 @@ ftshim__critical_section2_begin_mutex(PyCriticalSection2 *c, PyMutex *m1, PyMute
  * PyMutex_Lock (spins briefly, then parks and detaches the thread state: releases the GIL on a
  * GIL build, lets stop-the-world proceed on FT).
  * CPython 3.11/3.12: implemented by libftshim on the same bit layout: a bounded spin, then the
- * thread parks (parking_lot_core) with the GIL released — so a thread holding the mutex can
- * still run Python code while others wait; no unbounded busy-wait.
+ * thread sleeps on a futex chosen by the mutex's address, with the GIL released — so a thread
+ * holding the mutex can still run Python code while others wait; no unbounded busy-wait. Each
+ * copy of libftshim has its own wait table: two statically linked copies must not share one
+ * mutex there (docs/porting.md).
  * Locking without an attached thread state (inside Py_BEGIN_ALLOW_THREADS) is allowed.
  *
  * The uncontended paths are inline in this header (one compare-and-swap, the cost of

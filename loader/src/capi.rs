@@ -254,7 +254,7 @@ unsafe fn arguments(
     Ok((path, target))
 }
 
-/// The private details of a report filled by libftshim_loader, if any.
+/// The private details of a report filled by libftshim_loader_loader, if any.
 ///
 /// # Safety
 /// `report._ftshim_private` is NULL or was set by `fill` and not yet cleared.
@@ -328,7 +328,7 @@ export! {
         message: *mut *const c_char,
     ) -> ftshim_status {
         let report = try_ref!(report);
-        // SAFETY: the header's contract: the report was filled by libftshim_loader or is empty.
+        // SAFETY: the header's contract: the report was filled by libftshim_loader_loader or is empty.
         let Some((c, m)) = (unsafe { details(report) }).and_then(|d| d.reasons.get(index as usize)) else {
             return FTSHIM_ERR_INVALID_ARGUMENT;
         };
@@ -351,7 +351,7 @@ export! {
     ) -> ftshim_status {
         let report = try_ref!(report);
         let message = try_mut!(message);
-        // SAFETY: the header's contract: the report was filled by libftshim_loader or is empty.
+        // SAFETY: the header's contract: the report was filled by libftshim_loader_loader or is empty.
         let Some(m) = (unsafe { details(report) }).and_then(|d| d.inconclusive.get(index as usize)) else {
             return FTSHIM_ERR_INVALID_ARGUMENT;
         };
@@ -399,9 +399,9 @@ mod tests {
         (0..report.reason_count)
             .map(|i| {
                 let (mut c, mut m) = (std::ptr::null(), std::ptr::null());
-                // SAFETY: the report was filled by libftshim; the out pointers are valid.
+                // SAFETY: the report was filled by libftshim_loader; the out pointers are valid.
                 assert_eq!(unsafe { ftshim_loader_report_reason(report, i, &mut c, &mut m) }, FTSHIM_OK);
-                // SAFETY: libftshim hands out NUL-terminated strings that live until clear.
+                // SAFETY: libftshim_loader hands out NUL-terminated strings that live until clear.
                 let text = |p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
                 (text(c), text(m))
             })
@@ -432,7 +432,7 @@ mod tests {
                     .to_owned()
             )]
         );
-        // SAFETY: the report was filled by libftshim.
+        // SAFETY: the report was filled by libftshim_loader.
         assert_eq!(unsafe { ftshim_loader_report_clear(&mut report) }, FTSHIM_OK);
         assert!(report._ftshim_private.is_null() && report.reason_count == 0);
 
@@ -504,7 +504,7 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].0, "not-found");
         assert!(got[0].1.starts_with("/nonexistent-ftshim/\u{fffd}\u{fffd}.cpython-313t"), "{got:?}");
-        // SAFETY: filled by libftshim.
+        // SAFETY: filled by libftshim_loader.
         unsafe { ftshim_loader_report_clear(&mut report) };
     }
 
@@ -522,7 +522,7 @@ mod tests {
                 "target is NULL (the running process), but no CPython runtime in this process: symbol Py_Version (CPython >= 3.11) not found in the global scope".to_owned()
             )]
         );
-        // SAFETY: filled by libftshim.
+        // SAFETY: filled by libftshim_loader.
         unsafe { ftshim_loader_report_clear(&mut report) };
     }
 
