@@ -66,6 +66,13 @@ fn main() -> ExitCode {
     println!("\ninstructions per iteration under callgrind (inclusive, {CALLGRIND_N} iterations)");
     match callgrind(ft, &dir, script) {
         Ok(ir) => {
+            match write_json(ft, &ns, &ir) {
+                Ok(path) => println!("  (results: {})", path.display()),
+                Err(e) => {
+                    eprintln!("writing the results: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
             for &(shim, native, _) in PAIRS {
                 println!(
                     "  {shim:<18} {:>7.1}   {native:<14} {:>7.1}   ratio {:.3}",
@@ -84,6 +91,57 @@ fn main() -> ExitCode {
         println!("\nover the 1.05x bar this run (wall time): {}", over_bar.join(", "));
     }
     ExitCode::SUCCESS
+}
+
+/// Writes this run's numbers to `target/bench/results.json` (schema 1): when, on what, and every
+/// measured value, so runs can be compared and drawn. Returns the path.
+fn write_json(
+    ft: &ftshim_abi_tests::Interpreter,
+    ns: &BTreeMap<String, f64>,
+    ir: &BTreeMap<String, f64>,
+) -> Result<std::path::PathBuf, String> {
+    let text = |cmd: &mut Command| {
+        cmd.output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = text(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(workspace_root()));
+    let date = text(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]));
+    let pairs: Vec<serde_json::Value> = PAIRS
+        .iter()
+        .map(|&(shim, native, bar)| {
+            serde_json::json!({
+                "ftshim": shim, "native": native, "bar_applies": bar,
+                "wall_ns": {"ftshim": ns[shim], "native": ns[native], "ratio": ns[shim] / ns[native]},
+                "instructions": {"ftshim": ir[shim], "native": ir[native], "ratio": ir[shim] / ir[native]},
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "schema": 1,
+        "date": date,
+        "commit": commit,
+        "interpreter": {
+            "executable": ft.executable.display().to_string(),
+            "version": format!("{}.{}", ft.version.0, ft.version.1),
+            "free_threaded": ft.free_threaded,
+        },
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "wall": {"iterations": WALL_N, "rounds": WALL_REPEATS},
+        "callgrind_iterations": CALLGRIND_N,
+        "pairs": pairs,
+        "refcount_2_threads_ns": {
+            "mortal": ns["refcount_shared_2threads"],
+            "immortal": ns["refcount_immortal_2threads"],
+        },
+    });
+    let dir = ftshim_abi_tests::target_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("results.json");
+    let body = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    std::fs::write(&path, body + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
 }
 
 /// Runs every loop once under callgrind and returns inclusive instructions per iteration.
