@@ -66,7 +66,8 @@ fn main() -> ExitCode {
     println!("\ninstructions per iteration under callgrind (inclusive, {CALLGRIND_N} iterations)");
     match callgrind(ft, &dir, script) {
         Ok(ir) => {
-            match write_json(ft, &ns, &ir) {
+            let contention = contention();
+            match write_json(ft, &ns, &ir, &contention) {
                 Ok(path) => println!("  (results: {})", path.display()),
                 Err(e) => {
                     eprintln!("writing the results: {e}");
@@ -99,6 +100,7 @@ fn write_json(
     ft: &ftshim_abi_tests::Interpreter,
     ns: &BTreeMap<String, f64>,
     ir: &BTreeMap<String, f64>,
+    contention: &[serde_json::Value],
 ) -> Result<std::path::PathBuf, String> {
     let text = |cmd: &mut Command| {
         cmd.output()
@@ -131,6 +133,7 @@ fn write_json(
         "wall": {"iterations": WALL_N, "rounds": WALL_REPEATS},
         "callgrind_iterations": CALLGRIND_N,
         "pairs": pairs,
+        "contention": contention,
         "refcount_2_threads_ns": {
             "mortal": ns["refcount_shared_2threads"],
             "immortal": ns["refcount_immortal_2threads"],
@@ -142,6 +145,54 @@ fn write_json(
     let body = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     std::fs::write(&path, body + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
+}
+
+/// Seconds each contention round runs, and how many rounds per kind (interleaved; best kept).
+const CONTEND_SECONDS: &str = "0.5";
+const CONTEND_ROUNDS: usize = 3;
+
+/// Two OS threads hammering one lock with a one-increment critical section, on every interpreter:
+/// ftshim_mutex against CPython's PyMutex (3.13+) and against PyThread_type_lock (every version;
+/// what 3.11/3.12 code uses without PyMutex). Prints and returns pairs per second and fairness.
+fn contention() -> Vec<serde_json::Value> {
+    let src = workspace_root().join("abi-tests/bench/contend.c");
+    let driver = format!(
+        "import contend, sys\nkinds = sys.argv[1:]\nbest = {{}}\nfor _ in range({CONTEND_ROUNDS}):\n    for k in kinds:\n        t, lo, hi = contend.run(k, 2, {CONTEND_SECONDS})\n        if t > best.get(k, (0,))[0]: best[k] = (t, lo, hi)\nfor k in kinds:\n    t, lo, hi = best[k]\n    print(f'{{k}}={{t}},{{lo}},{{hi}}')\n"
+    );
+    println!(
+        "\ncontended: 2 OS threads, one lock, one increment inside, {CONTEND_SECONDS} s x best of {CONTEND_ROUNDS} (pairs/s; fairness = max/min pairs per thread)"
+    );
+    let mut out = Vec::new();
+    for (label, interp) in interpreters().all() {
+        let dir = scratch(&format!("bench-contend-{label}"));
+        build_module(&src, "contend", interp, &dir, &BuildOptions::default());
+        let mut kinds = vec!["ftshim", "pythread"];
+        if interp.version >= (3, 13) {
+            kinds.insert(1, "pymutex");
+        }
+        let mut args = vec!["-c", driver.as_str()];
+        args.extend_from_slice(&kinds);
+        let run = run_python(interp, &dir, &args);
+        assert!(run.status.success(), "contend on {label}: {}", String::from_utf8_lossy(&run.stderr));
+        let values = parse_kv(&run.stdout);
+        let secs: f64 = CONTEND_SECONDS.parse().expect("seconds");
+        let rate = |k: &str| -> (f64, f64) {
+            let v: Vec<f64> = values[k].split(',').map(|x| x.parse().expect("number")).collect();
+            (v[0] / secs, if v[1] > 0.0 { v[2] / v[1] } else { f64::INFINITY })
+        };
+        let (shim, shim_fair) = rate("ftshim");
+        let mut line = format!("  {label:<6} ftshim {:>12.0}/s (fairness {shim_fair:.2})", shim);
+        let mut entry =
+            serde_json::json!({"interpreter": label, "ftshim": {"pairs_per_s": shim, "fairness": shim_fair}});
+        for k in &kinds[1..] {
+            let (r, f) = rate(k);
+            line.push_str(&format!("  {k} {r:>12.0}/s (fairness {f:.2}) ratio {:.3}", shim / r));
+            entry[*k] = serde_json::json!({"pairs_per_s": r, "fairness": f, "ftshim_ratio": shim / r});
+        }
+        println!("{line}");
+        out.push(entry);
+    }
+    out
 }
 
 /// Runs every loop once under callgrind and returns inclusive instructions per iteration.
