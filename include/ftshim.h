@@ -91,6 +91,18 @@ const char *ftshim_status_str(ftshim_status status);
  * GIL builds: no-ops, exactly like CPython's Py_BEGIN_CRITICAL_SECTION there; the GIL already
  * serialises the code (and is released while a thread blocks, like the sections above).
  *
+ * A section protects only the code between two points where its thread may be suspended. Any
+ * call into Python code inside it (a callback, __eq__/__hash__ of a key, a __del__ run by a
+ * decref, an allocation that triggers the GC) can block or can be stopped by another thread's
+ * stop-the-world (gc.collect() on another thread is enough); the section is then released and
+ * other threads run in the object. CPython's own Py_BEGIN_CRITICAL_SECTION lost 900 of 1200
+ * updates that way when the body called Python code while another thread looped gc.collect().
+ * So: do not call Python code inside a section whose invariant must hold across the call; read
+ * and write the state, leave the section, then call out. When state must stay consistent while
+ * Python code runs, hold an ftshim_mutex instead (below): a held mutex stays held while its
+ * thread blocks or is stopped, and a waiter releases the GIL / detaches, so it cannot deadlock
+ * against stop-the-world (extensions/cache computes under its mutex this way).
+ *
  * Two ways to use them:
  *  - the statement macros (FTSHIM_BEGIN_CRITICAL_SECTION ... FTSHIM_END_CRITICAL_SECTION),
  *    which compile to CPython's own code where it exists: the same cost as the native
