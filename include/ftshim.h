@@ -95,8 +95,9 @@ const char *ftshim_status_str(ftshim_status status);
  * call into Python code inside it (a callback, __eq__/__hash__ of a key, a __del__ run by a
  * decref, an allocation that triggers the GC) can block or can be stopped by another thread's
  * stop-the-world (gc.collect() on another thread is enough); the section is then released and
- * other threads run in the object. CPython's own Py_BEGIN_CRITICAL_SECTION lost 900 of 1200
- * updates that way when the body called Python code while another thread looped gc.collect().
+ * other threads run in the object. Measured on python3.13t: two threads each making 600 updates
+ * from Python code inside a section on one object lost 600, 551, 273, 0 and 0 of the 1200 in
+ * five runs while a third thread looped gc.collect(), and none without it.
  * So: do not call Python code inside a section whose invariant must hold across the call; read
  * and write the state, leave the section, then call out. When state must stay consistent while
  * Python code runs, hold an ftshim_mutex instead (below): a held mutex stays held while its
