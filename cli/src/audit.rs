@@ -132,14 +132,13 @@ pub fn run(
         if !named {
             // A bare `.so` (or another name with no Python tag) is an extension module only if
             // it exports an init function; other shared libraries are passed over.
-            let has_init = report
-                .evidence
-                .as_ref()
-                .is_some_and(|ev| ev.exports.iter().any(|e| e.starts_with("PyInit_")));
+            let has_init = report.evidence.as_ref().is_some_and(|ev| {
+                ev.exports.iter().any(|e| e.starts_with("PyInit_") || e.starts_with("PyModExport_"))
+            });
             if !has_init {
                 skipped.push(Skipped {
                     path,
-                    why: "no Python ABI tag in its name and no PyInit_* export: not an extension module"
+                    why: "no Python ABI tag in its name and no PyInit_* or PyModExport_* export: not an extension module"
                         .into(),
                 });
                 continue;
@@ -264,8 +263,13 @@ fn tag_of(file_name: &str, target: &Target) -> (String, bool) {
         return ("(none)".to_owned(), false);
     }
     let tag = tail.strip_prefix('.').and_then(|t| t.strip_suffix(".so")).unwrap_or(tail).to_owned();
-    let named =
-        tail == target.ext_suffix || tag == "abi3" || tag.starts_with("cpython-") || tag.starts_with("pypy");
+    let named = tail == target.ext_suffix
+        || tag == "abi3"
+        || tag == "abi3t"
+        || tag.starts_with("abi3-")
+        || tag.starts_with("abi3t-")
+        || tag.starts_with("cpython-")
+        || tag.starts_with("pypy");
     (tag, named)
 }
 

@@ -77,11 +77,13 @@ pub fn report_json(report: &Report) -> Value {
         "verdict": report.verdict().as_str(),
         "reasons": report.refusals.iter().map(|r| json!({"code": r.code.as_str(), "message": report.about(&r.message)})).collect::<Vec<_>>(),
         "inconclusive": report.notes(),
+        "entry": report.entry.as_ref().map(|e| json!({"kind": e.kind(), "symbol": e.symbol()})),
         "evidence": report.evidence.as_ref().map(|ev| json!({
             "ft_markers": ev.ft_markers,
             "gil_markers": ev.gil_markers,
             "python_imports": ev.python_imports.len(),
             "init_exports": ev.exports.iter().filter(|e| e.starts_with("PyInit_")).collect::<Vec<_>>(),
+            "export_exports": ev.exports.iter().filter(|e| e.starts_with("PyModExport_")).collect::<Vec<_>>(),
         })),
     })
 }

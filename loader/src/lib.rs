@@ -41,6 +41,6 @@ pub use code::{Code, Refusal};
 pub use elf::{Evidence, FT_MARKERS, GIL_MARKERS};
 pub use inspect::{inspect, inspect_bytes, module_name};
 pub use open::{InitFn, Module, OpenError, PyObject, dl_text, open};
-pub use report::{Report, Verdict};
+pub use report::{Entry, Report, Verdict};
 pub use symbols::{ExportFile, Symbols};
 pub use target::{ProcessTargetError, Target, derive_ext_suffix, platform_triplet};
