@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use ftshim_loader::describe::Interpreter;
 use ftshim_loader::{Report, Verdict};
 use serde_json::{Value, json};
 
@@ -54,18 +53,6 @@ pub fn verdict_word(verdict: Verdict) -> &'static str {
         Verdict::Refused | Verdict::DlopenFailed => "REFUSE",
         Verdict::IoFailed => "UNREADABLE",
     }
-}
-
-/// The target interpreter as JSON.
-pub fn target_json(interp: &Interpreter) -> Value {
-    let t = interp.target();
-    json!({
-        "python": interp.executable.display().to_string(),
-        "version": format!("{}.{}", t.version.0, t.version.1),
-        "free_threaded": t.free_threaded,
-        "ext_suffix": t.ext_suffix,
-        "exports_file": interp.exports_file.display().to_string(),
-    })
 }
 
 /// One inspected file as JSON: verdict, every reason (code and message), the inconclusive
