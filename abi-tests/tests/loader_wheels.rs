@@ -175,6 +175,20 @@ fn cryptography_abi3t_module_is_for_3_15_only() {
     assert_eq!(file["entry"]["symbol"], "PyModExport__rust");
     assert_eq!(notes(&file), vec![no_refcount.clone()]);
 
+    // `open` hands out PyInit_ functions only: refused before dlopen, so none of its code runs.
+    let t315 = ftshim_loader::Target::new((3, 15), true, ".cpython-315t-x86_64-linux-gnu.so");
+    // SAFETY: the module is refused before dlopen (asserted below); nothing of it is loaded.
+    match unsafe { ftshim_loader::open(&module, &t315) } {
+        Err(ftshim_loader::OpenError::Refused(report)) => assert_eq!(
+            report.messages(),
+            vec![format!(
+                "{m}: accepted, but not opened: its entry point is 'PyModExport__rust' (PEP 793, returns PySlot *), and the loader hands out PyInit_<name> functions only"
+            )]
+        ),
+        Err(other) => panic!("expected a refusal before dlopen, got {other:?}"),
+        Ok(_) => panic!("{m} was opened"),
+    }
+
     // Free-threaded 3.13: neither the name nor the entry point is one 3.13 knows.
     let (code, file) = check(&module, "3.13t", None);
     assert_eq!(code, 1, "{file:#}");
