@@ -11,8 +11,9 @@ use ftshim_loader::describe::Interpreter;
 use ftshim_loader::{self as loader, Report, Target};
 use serde_json::{Value, json};
 
-use crate::output::{Tally, report_details, report_json, target_json};
-use crate::{EXIT_USAGE, interpreter, target_line};
+use crate::EXIT_USAGE;
+use crate::output::{Tally, report_details, report_json};
+use crate::target::Chosen;
 
 /// One extension module found.
 struct Entry {
@@ -84,20 +85,22 @@ impl Progress {
 
 /// Runs `ftshim audit`.
 pub fn run(
-    python: Option<PathBuf>,
+    chosen: Result<Chosen, String>,
     as_json: bool,
     import_timeout: Option<u64>,
     dirs: &[PathBuf],
 ) -> ExitCode {
-    let interp = match interpreter(python) {
-        Ok(i) => i,
+    let chosen = match chosen {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("ftshim audit: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let target = interp.target();
-    let roots: Vec<PathBuf> = if dirs.is_empty() {
+    let target = chosen.target();
+    let roots: Vec<PathBuf> = if !dirs.is_empty() {
+        dirs.to_vec()
+    } else if let Some(interp) = chosen.interpreter() {
         let mut roots = vec![interp.lib_dynload.clone()];
         for site in &interp.site_packages {
             if site.is_dir() && !roots.contains(site) {
@@ -106,7 +109,10 @@ pub fn run(
         }
         roots
     } else {
-        dirs.to_vec()
+        eprintln!(
+            "ftshim audit: with --target, name the directories to audit (there is no interpreter to take lib-dynload and site-packages from)"
+        );
+        return ExitCode::from(EXIT_USAGE);
     };
     for root in &roots {
         if !root.is_dir() {
@@ -132,14 +138,13 @@ pub fn run(
         if !named {
             // A bare `.so` (or another name with no Python tag) is an extension module only if
             // it exports an init function; other shared libraries are passed over.
-            let has_init = report
-                .evidence
-                .as_ref()
-                .is_some_and(|ev| ev.exports.iter().any(|e| e.starts_with("PyInit_")));
+            let has_init = report.evidence.as_ref().is_some_and(|ev| {
+                ev.exports.iter().any(|e| e.starts_with("PyInit_") || e.starts_with("PyModExport_"))
+            });
             if !has_init {
                 skipped.push(Skipped {
                     path,
-                    why: "no Python ABI tag in its name and no PyInit_* export: not an extension module"
+                    why: "no Python ABI tag in its name and no PyInit_* or PyModExport_* export: not an extension module"
                         .into(),
                 });
                 continue;
@@ -149,12 +154,13 @@ pub fn run(
         module.push(report.module.clone());
         entries.push(Entry { module: module.join("."), tag, report, import: None });
     }
-    if let Some(secs) = import_timeout {
+    // `--import` conflicts with `--target` (clap), so there is an interpreter when it is given.
+    if let (Some(secs), Some(interp)) = (import_timeout, chosen.interpreter()) {
         let accepted: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].report.accepted()).collect();
         for (n, &i) in accepted.iter().enumerate() {
             progress.tick("importing", n, accepted.len());
             let e = &entries[i];
-            let imported = import_in_child(&interp, &e.module, &e.report.path, Duration::from_secs(secs));
+            let imported = import_in_child(interp, &e.module, &e.report.path, Duration::from_secs(secs));
             entries[i].import = Some(imported);
         }
     }
@@ -170,7 +176,7 @@ pub fn run(
 
     if as_json {
         let doc = json!({
-            "target": target_json(&interp),
+            "target": chosen.json(),
             "dirs": roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>(),
             "modules": entries.iter().map(entry_json).collect::<Vec<_>>(),
             "skipped": skipped.iter().map(|s| json!({"path": s.path.display().to_string(), "why": s.why})).collect::<Vec<_>>(),
@@ -194,7 +200,7 @@ pub fn run(
         });
         println!("{}", serde_json::to_string_pretty(&doc).expect("JSON values always serialise"));
     } else {
-        print_table(&interp, &roots, &entries, import_timeout.is_some());
+        print_table(&chosen, &roots, &entries, import_timeout.is_some());
         for e in &walk_errors {
             println!("error: {e}");
         }
@@ -264,8 +270,13 @@ fn tag_of(file_name: &str, target: &Target) -> (String, bool) {
         return ("(none)".to_owned(), false);
     }
     let tag = tail.strip_prefix('.').and_then(|t| t.strip_suffix(".so")).unwrap_or(tail).to_owned();
-    let named =
-        tail == target.ext_suffix || tag == "abi3" || tag.starts_with("cpython-") || tag.starts_with("pypy");
+    let named = tail == target.ext_suffix
+        || tag == "abi3"
+        || tag == "abi3t"
+        || tag.starts_with("abi3-")
+        || tag.starts_with("abi3t-")
+        || tag.starts_with("cpython-")
+        || tag.starts_with("pypy");
     (tag, named)
 }
 
@@ -287,13 +298,13 @@ fn entry_json(e: &Entry) -> Value {
     v
 }
 
-fn print_table(interp: &Interpreter, roots: &[PathBuf], entries: &[Entry], imported: bool) {
-    println!("{}", target_line(interp));
+fn print_table(chosen: &Chosen, roots: &[PathBuf], entries: &[Entry], imported: bool) {
+    println!("{}", chosen.line());
     for root in roots {
         println!("searched: {}", root.display());
     }
     println!();
-    let ft = interp.free_threaded;
+    let ft = chosen.target().free_threaded;
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {

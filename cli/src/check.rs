@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use ftshim_loader as loader;
 use serde_json::json;
 
-use crate::output::{Tally, report_details, report_json, target_json, verdict_word};
-use crate::{EXIT_USAGE, interpreter, target_line};
+use crate::EXIT_USAGE;
+use crate::output::{Tally, report_details, report_json, verdict_word};
+use crate::target::Chosen;
 
 /// Runs `ftshim check`. Exit: 0 all accepted, 1 any refused, 2 usage error or any file unreadable.
-pub fn run(python: Option<PathBuf>, as_json: bool, paths: &[PathBuf]) -> ExitCode {
-    let interp = match interpreter(python) {
+pub fn run(chosen: Result<Chosen, String>, as_json: bool, paths: &[PathBuf]) -> ExitCode {
+    let interp = match chosen {
         Ok(i) => i,
         Err(e) => {
             eprintln!("ftshim check: {e}");
@@ -24,13 +25,13 @@ pub fn run(python: Option<PathBuf>, as_json: bool, paths: &[PathBuf]) -> ExitCod
     let Tally { accepted, refused, unreadable } = tally;
     if as_json {
         let doc = json!({
-            "target": target_json(&interp),
+            "target": interp.json(),
             "files": reports.iter().map(report_json).collect::<Vec<_>>(),
             "summary": {"accepted": accepted, "refused": refused, "unreadable": unreadable},
         });
         println!("{}", serde_json::to_string_pretty(&doc).expect("JSON values always serialise"));
     } else {
-        println!("{}", target_line(&interp));
+        println!("{}", interp.line());
         for report in &reports {
             let word = verdict_word(report.verdict());
             print!("{word} {}\n{}", report.path.display(), report_details(report));

@@ -9,12 +9,15 @@ mod audit;
 mod check;
 mod guard;
 mod output;
+mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ftshim_loader::describe::{self, Interpreter};
+use ftshim_loader::describe;
+
+use crate::target::{Chosen, Named};
 
 #[derive(Parser)]
 #[command(
@@ -34,8 +37,17 @@ enum Command {
     /// error (a file that cannot be read).
     Check {
         /// Target interpreter executable [default: $FTSHIM_PYTHON, else python3.13t on PATH]
-        #[arg(long, value_name = "PY")]
+        #[arg(long, value_name = "PY", conflicts_with = "target")]
         python: Option<PathBuf>,
+        /// Check for CPython VERSION[t] without running it (3.14t, 3.15t, 3.13, ...): build and
+        /// version from the string, EXT_SUFFIX derived for this platform. The undefined-symbol
+        /// check needs --exports; without it that check is reported as inconclusive.
+        #[arg(long, value_name = "VERSION[t]")]
+        target: Option<Named>,
+        /// With --target: the libpython (or, for a static build, the executable) of a real
+        /// CPython of that version and build, whose exports the undefined symbols must resolve in.
+        #[arg(long, value_name = "PATH", requires = "target")]
+        exports: Option<PathBuf>,
         /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
@@ -49,14 +61,24 @@ enum Command {
     /// 2: usage or I/O error.
     Audit {
         /// Target interpreter executable [default: $FTSHIM_PYTHON, else python3.13t on PATH]
-        #[arg(long, value_name = "PY")]
+        #[arg(long, value_name = "PY", conflicts_with = "target")]
         python: Option<PathBuf>,
+        /// Check for CPython VERSION[t] without running it (3.14t, 3.15t, 3.13, ...): build and
+        /// version from the string, EXT_SUFFIX derived for this platform. The undefined-symbol
+        /// check needs --exports; without it that check is reported as inconclusive.
+        #[arg(long, value_name = "VERSION[t]")]
+        target: Option<Named>,
+        /// With --target: the libpython (or, for a static build, the executable) of a real
+        /// CPython of that version and build, whose exports the undefined symbols must resolve in.
+        #[arg(long, value_name = "PATH", requires = "target")]
+        exports: Option<PathBuf>,
         /// Print one JSON document instead of the table.
         #[arg(long)]
         json: bool,
         /// Also import each accepted module in a child interpreter and report import errors and
-        /// whether the GIL stayed disabled (the Py_mod_gil question).
-        #[arg(long)]
+        /// whether the GIL stayed disabled (the Py_mod_gil question). Needs a real interpreter:
+        /// not with --target.
+        #[arg(long, conflicts_with = "target")]
         import: bool,
         /// Seconds each --import child may take before it is killed.
         #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -107,9 +129,11 @@ pub const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { python, json, paths } => check::run(python, json, &paths),
-        Command::Audit { python, json, import, timeout, dirs } => {
-            audit::run(python, json, import.then_some(timeout), &dirs)
+        Command::Check { python, target, exports, json, paths } => {
+            check::run(chosen(python, target, exports), json, &paths)
+        }
+        Command::Audit { python, target, exports, json, import, timeout, dirs } => {
+            audit::run(chosen(python, target, exports), json, import.then_some(timeout), &dirs)
         }
         Command::Guard { action } => match action {
             GuardAction::Install { python, loader_lib } => guard::install(&python, loader_lib),
@@ -137,21 +161,22 @@ fn target_interpreter(python: Option<PathBuf>) -> Result<PathBuf, String> {
         })
 }
 
-/// Resolves and describes the target interpreter; the error is ready to print.
-fn interpreter(python: Option<PathBuf>) -> Result<Interpreter, String> {
-    target_interpreter(python).and_then(|p| describe::describe(&p).map_err(|e| e.to_string()))
+/// The target: `--target` (with `--exports`), else the interpreter `--python` (or its defaults)
+/// names, described; the error is ready to print.
+fn chosen(
+    python: Option<PathBuf>,
+    target: Option<Named>,
+    exports: Option<PathBuf>,
+) -> Result<Chosen, String> {
+    match target {
+        Some(named) => Chosen::named(named, exports),
+        None => target_interpreter(python)
+            .and_then(|p| describe::describe(&p).map_err(|e| e.to_string()))
+            .map(|i| Chosen::Described(Box::new(i))),
+    }
 }
 
-/// One line naming the target, as the text outputs start.
-fn target_line(interp: &Interpreter) -> String {
-    let target = interp.target();
-    format!(
-        "target: {} (CPython {}.{}, {}, EXT_SUFFIX {}, exports from {})",
-        interp.executable.display(),
-        target.version.0,
-        target.version.1,
-        if target.free_threaded { "free-threaded" } else { "GIL" },
-        target.ext_suffix,
-        interp.exports_file.display()
-    )
+/// Resolves and describes the target interpreter; the error is ready to print.
+fn interpreter(python: Option<PathBuf>) -> Result<describe::Interpreter, String> {
+    target_interpreter(python).and_then(|p| describe::describe(&p).map_err(|e| e.to_string()))
 }

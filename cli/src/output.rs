@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use ftshim_loader::describe::Interpreter;
 use ftshim_loader::{Report, Verdict};
 use serde_json::{Value, json};
 
@@ -56,18 +55,6 @@ pub fn verdict_word(verdict: Verdict) -> &'static str {
     }
 }
 
-/// The target interpreter as JSON.
-pub fn target_json(interp: &Interpreter) -> Value {
-    let t = interp.target();
-    json!({
-        "python": interp.executable.display().to_string(),
-        "version": format!("{}.{}", t.version.0, t.version.1),
-        "free_threaded": t.free_threaded,
-        "ext_suffix": t.ext_suffix,
-        "exports_file": interp.exports_file.display().to_string(),
-    })
-}
-
 /// One inspected file as JSON: verdict, every reason (code and message), the inconclusive
 /// notes and the build evidence.
 pub fn report_json(report: &Report) -> Value {
@@ -77,11 +64,13 @@ pub fn report_json(report: &Report) -> Value {
         "verdict": report.verdict().as_str(),
         "reasons": report.refusals.iter().map(|r| json!({"code": r.code.as_str(), "message": report.about(&r.message)})).collect::<Vec<_>>(),
         "inconclusive": report.notes(),
+        "entry": report.entry.as_ref().map(|e| json!({"kind": e.kind(), "symbol": e.symbol()})),
         "evidence": report.evidence.as_ref().map(|ev| json!({
             "ft_markers": ev.ft_markers,
             "gil_markers": ev.gil_markers,
             "python_imports": ev.python_imports.len(),
             "init_exports": ev.exports.iter().filter(|e| e.starts_with("PyInit_")).collect::<Vec<_>>(),
+            "export_exports": ev.exports.iter().filter(|e| e.starts_with("PyModExport_")).collect::<Vec<_>>(),
         })),
     })
 }

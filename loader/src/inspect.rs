@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::code::{Code, Refusal};
 use crate::elf::{self, Evidence, FT_MARKERS, GIL_MARKERS};
 use crate::file;
-use crate::report::Report;
+use crate::report::{Entry, Report};
 use crate::target::Target;
 
 /// The module name CPython derives from a file name: the text before the first `.`.
@@ -38,6 +38,7 @@ pub fn inspect(path: &Path, target: &Target) -> Report {
                 refusals,
                 evidence: None,
                 inconclusive: Vec::new(),
+                entry: None,
                 identity: None,
             }
         }
@@ -68,12 +69,17 @@ fn check_suffix(path: &Path, target: &Target, ev: Option<&Evidence>) -> Result<O
             markers.join(", ")
         )
     };
+    // What CPython itself would import for this target (`EXTENSION_SUFFIXES`).
+    let listed = target.extension_suffixes().iter().any(|s| s == tail);
+    let (major, minor) = target.version;
+    let abi_tag = |abi: &str| {
+        tail == format!(".{abi}.so") || target.triplet().is_some_and(|t| tail == format!(".{abi}-{t}.so"))
+    };
     match (tail, target.free_threaded) {
-        (".abi3.so", false) => Ok(None),
-        (".abi3.so" | ".so", true) if has_ft => {
+        (".abi3.so" | ".so", true) if listed && has_ft => {
             Ok(Some(proof_note("free-threaded", &ev.map(|e| e.ft_markers.clone()).unwrap_or_default())))
         }
-        (".abi3.so" | ".so", true) => Err(format!(
+        (".abi3.so" | ".so", true) if listed => Err(format!(
             "{rule}: expected '{sfx}', found '{tail}', which carries no free-threaded ABI tag, and the file's symbols do not prove a free-threaded build (none of {})",
             FT_MARKERS.join(", ")
         )),
@@ -83,6 +89,16 @@ fn check_suffix(path: &Path, target: &Target, ev: Option<&Evidence>) -> Result<O
         (".so", false) => Err(format!(
             "{rule}: expected '{sfx}', found '.so', which carries no ABI tag, and the file's symbols do not prove a GIL build ({} without free-threaded symbols)",
             GIL_MARKERS.join(", ")
+        )),
+        // The stable ABI suffixes the target lists: abi3 on GIL builds, abi3t from 3.15.
+        _ if listed => Ok(None),
+        _ if target.free_threaded && target.version >= (3, 15) && abi_tag("abi3") => Err(format!(
+            "{rule}: expected '{sfx}', '.abi3t.so'{} or '.so', found '{tail}': free-threaded {major}.{minor} no longer imports abi3 files (cpython gh-146636); the free-threaded stable ABI is abi3t (PEP 803)",
+            target.triplet().map(|t| format!(", '.abi3t-{t}.so'")).unwrap_or_default()
+        )),
+        _ if target.version < (3, 15) && abi_tag("abi3t") => Err(format!(
+            "{rule}: expected '{sfx}', found '{tail}': CPython imports abi3t files (PEP 803) only from 3.15, target is {}",
+            target.kind()
         )),
         _ => Err(format!("{rule}: expected '{sfx}', found '{tail}'")),
     }
@@ -95,6 +111,7 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
     let ev = examined.evidence;
     let mut refusals = Vec::new();
     let mut inconclusive = Vec::new();
+    let mut entry = None;
 
     match check_suffix(path, target, ev.as_ref()) {
         Ok(None) => {}
@@ -105,20 +122,9 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
     inconclusive.extend(examined.notes);
 
     if let Some(ev) = &ev {
-        let init = format!("PyInit_{module}");
-        if !ev.exports.contains(&init) {
-            let found: Vec<&str> =
-                ev.exports.iter().filter(|s| s.starts_with("PyInit_")).map(String::as_str).collect();
-            let rule = "must export the init function named after the file";
-            refusals.push(if found.is_empty() {
-                Refusal::new(Code::NoInit, format!("{rule}: expected '{init}', found no PyInit_* export"))
-            } else {
-                Refusal::new(
-                    Code::InitMismatch,
-                    format!("{rule}: expected '{init}', found '{}'", found.join("', '")),
-                )
-            });
-        }
+        let (e, refusal) = check_entry(&module, ev, target);
+        entry = e;
+        refusals.extend(refusal);
         let (major, minor) = target.version;
         match (target.free_threaded, ev.ft_markers.is_empty(), ev.gil_markers.is_empty()) {
             (true, true, false) => refusals.push(Refusal::new(
@@ -168,7 +174,65 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
         }
     }
 
-    Report { path: path.to_owned(), module, refusals, evidence: ev, inconclusive, identity: None }
+    Report { path: path.to_owned(), module, refusals, evidence: ev, inconclusive, entry, identity: None }
+}
+
+/// The first CPython version that calls `PyModExport_<name>` (PEP 793).
+const EXPORT_SINCE: (u8, u8) = (3, 15);
+
+/// Finds the entry point `target` would call for `module`: `PyModExport_<name>` (PEP 793, from
+/// 3.15; preferred when both are exported, PEP 793) or `PyInit_<name>`.
+/// Refuses with `no-init` or `init-mismatch` when there is none, naming what was found.
+fn check_entry(module: &str, ev: &Evidence, target: &Target) -> (Option<Entry>, Option<Refusal>) {
+    let init = format!("PyInit_{module}");
+    let export = format!("PyModExport_{module}");
+    let exports_of = |prefix: &str| -> Vec<&str> {
+        ev.exports.iter().filter(|s| s.starts_with(prefix)).map(String::as_str).collect()
+    };
+    if target.version >= EXPORT_SINCE {
+        if ev.exports.contains(&export) {
+            return (Some(Entry::Export(export)), None);
+        }
+        if ev.exports.contains(&init) {
+            return (Some(Entry::Init(init)), None);
+        }
+        let rule = "must export an entry point named after the file";
+        let mut found = exports_of("PyModExport_");
+        found.extend(exports_of("PyInit_"));
+        let refusal = if found.is_empty() {
+            Refusal::new(
+                Code::NoInit,
+                format!(
+                    "{rule}: expected '{export}' (PEP 793) or '{init}', found no PyModExport_* or PyInit_* export"
+                ),
+            )
+        } else {
+            Refusal::new(
+                Code::InitMismatch,
+                format!("{rule}: expected '{export}' (PEP 793) or '{init}', found '{}'", found.join("', '")),
+            )
+        };
+        return (None, Some(refusal));
+    }
+    if ev.exports.contains(&init) {
+        return (Some(Entry::Init(init)), None);
+    }
+    let rule = "must export the init function named after the file";
+    let found = exports_of("PyInit_");
+    let mut refusal = if found.is_empty() {
+        Refusal::new(Code::NoInit, format!("{rule}: expected '{init}', found no PyInit_* export"))
+    } else {
+        Refusal::new(Code::InitMismatch, format!("{rule}: expected '{init}', found '{}'", found.join("', '")))
+    };
+    if !exports_of("PyModExport_").is_empty() {
+        let (major, minor) = EXPORT_SINCE;
+        refusal.message.push_str(&format!(
+            "; it exports PyModExport_* entry points ({}), which CPython calls only from {major}.{minor} (PEP 793), target is {}",
+            if ev.exports.contains(&export) { format!("'{export}'") } else { format!("none of them '{export}'") },
+            target.kind()
+        ));
+    }
+    (None, Some(refusal))
 }
 
 #[cfg(test)]
@@ -225,6 +289,131 @@ mod tests {
             assert_eq!(report.refusals[0].code, Code::SuffixMismatch, "{name}");
             assert_eq!(report.messages()[0], expected);
         }
+    }
+
+    fn ev(exports: &[&str], ft: &[&str], gil: &[&str]) -> Evidence {
+        Evidence {
+            exports: exports.iter().map(|s| s.to_string()).collect(),
+            python_imports: Vec::new(),
+            ft_markers: ft.iter().map(|s| s.to_string()).collect(),
+            gil_markers: gil.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn target(version: (u8, u8), ft: bool) -> Target {
+        let sfx =
+            format!(".cpython-{}{}{}-x86_64-linux-gnu.so", version.0, version.1, if ft { "t" } else { "" });
+        Target::new(version, ft, sfx)
+    }
+
+    /// The suffix rules per version and build. The lists they follow were observed on this
+    /// machine (`importlib.machinery.EXTENSION_SUFFIXES`): GIL 3.15.2 lists
+    /// `['.cpython-315-x86_64-linux-gnu.so', '.abi3-x86_64-linux-gnu.so', '.abi3.so',
+    /// '.abi3t-x86_64-linux-gnu.so', '.abi3t.so', '.so']`, GIL 3.14.10
+    /// `['.cpython-314-x86_64-linux-gnu.so', '.abi3.so', '.abi3-x86_64-linux-gnu.so', '.so']`,
+    /// 3.13.5t `['.cpython-313t-x86_64-linux-gnu.so', '.abi3.so', '.so']`.
+    #[test]
+    fn suffix_rules_per_version_and_build() {
+        let rule = "file name must end with the target interpreter's EXT_SUFFIX";
+        let ft = ev(&[], &["_Py_DecRefShared"], &[]);
+        let none = ev(&[], &[], &[]);
+        let check = |name: &str, t: &Target, e: &Evidence| check_suffix(Path::new(name), t, Some(e));
+        // 3.14t: like 3.13t.
+        let t314 = target((3, 14), true);
+        assert_eq!(check("m.cpython-314t-x86_64-linux-gnu.so", &t314, &none), Ok(None));
+        assert!(check("m.abi3.so", &t314, &ft).unwrap().is_some());
+        assert!(
+            check("m.abi3.so", &t314, &none).unwrap_err().contains("which carries no free-threaded ABI tag")
+        );
+        assert_eq!(
+            check("m.abi3t.so", &t314, &none),
+            Err(format!(
+                "{rule}: expected '.cpython-314t-x86_64-linux-gnu.so', found '.abi3t.so': CPython imports abi3t files (PEP 803) only from 3.15, target is free-threaded 3.14"
+            ))
+        );
+        // 3.15t: abi3t accepted by name, abi3 refused whatever the symbols say.
+        let t315 = target((3, 15), true);
+        for ok in ["m.cpython-315t-x86_64-linux-gnu.so", "m.abi3t.so", "m.abi3t-x86_64-linux-gnu.so"] {
+            assert_eq!(check(ok, &t315, &none), Ok(None), "{ok}");
+        }
+        let gone = |found: &str| {
+            Err(format!(
+                "{rule}: expected '.cpython-315t-x86_64-linux-gnu.so', '.abi3t.so', '.abi3t-x86_64-linux-gnu.so' or '.so', found '{found}': free-threaded 3.15 no longer imports abi3 files (cpython gh-146636); the free-threaded stable ABI is abi3t (PEP 803)"
+            ))
+        };
+        assert_eq!(check("m.abi3.so", &t315, &ft), gone(".abi3.so"));
+        assert_eq!(check("m.abi3-x86_64-linux-gnu.so", &t315, &none), gone(".abi3-x86_64-linux-gnu.so"));
+        assert!(check("m.so", &t315, &ft).unwrap().is_some());
+        // GIL 3.15: abi3 and abi3t, with and without the triplet.
+        let g315 = target((3, 15), false);
+        for ok in ["m.abi3.so", "m.abi3-x86_64-linux-gnu.so", "m.abi3t.so", "m.abi3t-x86_64-linux-gnu.so"] {
+            assert_eq!(check(ok, &g315, &none), Ok(None), "{ok}");
+        }
+        // GIL 3.14: abi3 with the triplet too, no abi3t; GIL 3.13: plain abi3 only.
+        let g314 = target((3, 14), false);
+        assert_eq!(check("m.abi3-x86_64-linux-gnu.so", &g314, &none), Ok(None));
+        assert_eq!(
+            check("m.abi3t.so", &g314, &none),
+            Err(format!(
+                "{rule}: expected '.cpython-314-x86_64-linux-gnu.so', found '.abi3t.so': CPython imports abi3t files (PEP 803) only from 3.15, target is GIL 3.14"
+            ))
+        );
+        let g313 = target((3, 13), false);
+        assert_eq!(
+            check("m.abi3-x86_64-linux-gnu.so", &g313, &none),
+            Err(format!(
+                "{rule}: expected '.cpython-313-x86_64-linux-gnu.so', found '.abi3-x86_64-linux-gnu.so'"
+            ))
+        );
+    }
+
+    #[test]
+    fn the_entry_point_is_pymodexport_from_3_15_and_pyinit_always() {
+        let export_only = ev(&["PyModExport_m", "PyModExport_sub"], &[], &[]);
+        let both = ev(&["PyInit_m", "PyModExport_m"], &[], &[]);
+        let init_only = ev(&["PyInit_m"], &[], &[]);
+        let t315 = target((3, 15), true);
+        assert_eq!(
+            check_entry("m", &export_only, &t315),
+            (Some(Entry::Export("PyModExport_m".into())), None)
+        );
+        assert_eq!(check_entry("m", &both, &t315).0, Some(Entry::Export("PyModExport_m".into())));
+        assert_eq!(check_entry("m", &init_only, &t315).0, Some(Entry::Init("PyInit_m".into())));
+        assert_eq!(check_entry("m", &both, &target((3, 14), true)).0, Some(Entry::Init("PyInit_m".into())));
+        let refusal = |e: &Evidence, t: &Target| check_entry("x", e, t).1.unwrap();
+        let r = refusal(&ev(&[], &[], &[]), &t315);
+        assert_eq!(
+            (r.code, r.message.as_str()),
+            (
+                Code::NoInit,
+                "must export an entry point named after the file: expected 'PyModExport_x' (PEP 793) or 'PyInit_x', found no PyModExport_* or PyInit_* export"
+            )
+        );
+        let r = refusal(&ev(&["PyInit_m", "PyModExport_m"], &[], &[]), &t315);
+        assert_eq!(
+            (r.code, r.message.as_str()),
+            (
+                Code::InitMismatch,
+                "must export an entry point named after the file: expected 'PyModExport_x' (PEP 793) or 'PyInit_x', found 'PyModExport_m', 'PyInit_m'"
+            )
+        );
+        // Before 3.15 a PyModExport_ is not an entry point: the refusal says so.
+        let r = refusal(&ev(&["PyModExport_x"], &[], &[]), &target((3, 13), true));
+        assert_eq!(
+            (r.code, r.message.as_str()),
+            (
+                Code::NoInit,
+                "must export the init function named after the file: expected 'PyInit_x', found no PyInit_* export; it exports PyModExport_* entry points ('PyModExport_x'), which CPython calls only from 3.15 (PEP 793), target is free-threaded 3.13"
+            )
+        );
+        let r = refusal(&ev(&["PyInit_m", "PyModExport_m"], &[], &[]), &target((3, 14), false));
+        assert_eq!(
+            (r.code, r.message.as_str()),
+            (
+                Code::InitMismatch,
+                "must export the init function named after the file: expected 'PyInit_x', found 'PyInit_m'; it exports PyModExport_* entry points (none of them 'PyModExport_x'), which CPython calls only from 3.15 (PEP 793), target is GIL 3.14"
+            )
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! ([`capi`]); it shares nothing with libftshim (the runtime) but `ftshim_boundary`.
 //!
 //! `dlopen` runs a library's constructors, so everything that can be decided from the file is
-//! decided from the file: its name's ABI tag, its ELF identification and headers, its
-//! `PyInit_<name>`, the build evidence in its undefined symbols, and whether the target exports
+//! decided from the file: its name's ABI tag, its ELF identification and headers, its entry point
+//! (`PyInit_<name>`, or from 3.15 `PyModExport_<name>`), the build evidence in its undefined symbols, and whether the target exports
 //! every `Py*` symbol it needs. Only then is it opened, with
 //! `RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE`. See docs/loader.md for every check and code.
 //!
@@ -41,6 +41,6 @@ pub use code::{Code, Refusal};
 pub use elf::{Evidence, FT_MARKERS, GIL_MARKERS};
 pub use inspect::{inspect, inspect_bytes, module_name};
 pub use open::{InitFn, Module, OpenError, PyObject, dl_text, open};
-pub use report::{Report, Verdict};
+pub use report::{Entry, Report, Verdict};
 pub use symbols::{ExportFile, Symbols};
 pub use target::{ProcessTargetError, Target, derive_ext_suffix, platform_triplet};

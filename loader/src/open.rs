@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::code::{Code, Refusal};
 use crate::file;
 use crate::inspect::inspect;
-use crate::report::{Report, Verdict};
+use crate::report::{Entry, Report, Verdict};
 use crate::target::Target;
 
 /// A module accepted by the loader and opened. The init function borrows from the library, so
@@ -118,6 +118,14 @@ pub unsafe fn open(path: &Path, target: &Target) -> Result<Module, OpenError> {
         Verdict::Accepted => {}
         Verdict::IoFailed => return Err(OpenError::Io(Box::new(report))),
         Verdict::Refused | Verdict::DlopenFailed => return Err(OpenError::Refused(Box::new(report))),
+    }
+    if let Some(Entry::Export(export)) = &report.entry {
+        // Decided before dlopen: no constructor of a module this loader cannot hand out runs.
+        let message = format!(
+            "accepted, but not opened: its entry point is '{export}' (PEP 793, returns PySlot *), and the loader hands out PyInit_<name> functions only"
+        );
+        report.refusals.push(Refusal::new(Code::DlopenFailed, message));
+        return Err(OpenError::Refused(Box::new(report)));
     }
     if let Some(refusal) = changed(&report, file::identity_now(path)) {
         report.refusals.push(refusal);

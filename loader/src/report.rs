@@ -48,6 +48,33 @@ impl Verdict {
     }
 }
 
+/// The function CPython calls to create a module, found in the file for the target
+/// ([`Report::entry`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Entry {
+    /// `PyInit_<name>`: `PyObject *(void)`, every version.
+    Init(String),
+    /// `PyModExport_<name>` (PEP 793): `PySlot *(void)`, CPython 3.15 and later.
+    Export(String),
+}
+
+impl Entry {
+    /// The exported symbol, e.g. `PyModExport__rust`.
+    pub fn symbol(&self) -> &str {
+        match self {
+            Entry::Init(s) | Entry::Export(s) => s,
+        }
+    }
+
+    /// `"PyInit"` or `"PyModExport"` (the CLI's `--json` words).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entry::Init(_) => "PyInit",
+            Entry::Export(_) => "PyModExport",
+        }
+    }
+}
+
 /// The result of inspecting one file.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -63,6 +90,10 @@ pub struct Report {
     /// What static evidence could not decide (sentences without the path: read them as users
     /// see them with [`Report::notes`]).
     pub inconclusive: Vec<String>,
+    /// The entry point the target would call (`PyModExport_<name>` from 3.15, else
+    /// `PyInit_<name>`), when the file exports one; `None` when it does not (then `no-init` or
+    /// `init-mismatch` says so) or could not be read far enough.
+    pub entry: Option<Entry>,
     /// `(st_dev, st_ino)` of the file that was read.
     pub(crate) identity: Option<(u64, u64)>,
 }

@@ -20,6 +20,9 @@ pub enum Symbols {
     /// Unknown: the undefined-symbol check is reported as inconclusive.
     #[default]
     Unknown,
+    /// Unknown for a stated reason (a target named by version, with no interpreter to read the
+    /// exports of): the undefined-symbol check is inconclusive, and the note gives the reason.
+    Unavailable(String),
     /// The running process's global symbol scope (`dlsym(RTLD_DEFAULT, …)`).
     Process,
     /// The dynamic exports of a file: libpython for a shared build, else the executable.
@@ -68,6 +71,7 @@ impl Symbols {
     pub fn missing<'a>(&self, names: &'a [String]) -> Result<Vec<&'a str>, String> {
         match self {
             Symbols::Unknown => Err("the target interpreter's exports are unknown".to_owned()),
+            Symbols::Unavailable(why) => Err(why.clone()),
             Symbols::Process => {
                 if !in_global_scope(SENTINEL) {
                     return Err(format!(
@@ -88,7 +92,7 @@ impl fmt::Display for Symbols {
     /// Where the symbols come from, as used in messages.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Symbols::Unknown => f.write_str("an unknown interpreter"),
+            Symbols::Unknown | Symbols::Unavailable(_) => f.write_str("an unknown interpreter"),
             Symbols::Process => f.write_str("the running process"),
             Symbols::File(file) => write!(f, "{}", file.path.display()),
         }
@@ -99,6 +103,7 @@ impl fmt::Debug for Symbols {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Symbols::Unknown => f.write_str("Unknown"),
+            Symbols::Unavailable(why) => f.debug_tuple("Unavailable").field(why).finish(),
             Symbols::Process => f.write_str("Process"),
             Symbols::File(file) => f.debug_tuple("File").field(&file.path).finish(),
         }
@@ -110,6 +115,7 @@ impl PartialEq for Symbols {
         match (self, other) {
             (Symbols::Unknown, Symbols::Unknown) | (Symbols::Process, Symbols::Process) => true,
             (Symbols::File(a), Symbols::File(b)) => a.path == b.path,
+            (Symbols::Unavailable(a), Symbols::Unavailable(b)) => a == b,
             _ => false,
         }
     }

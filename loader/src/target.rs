@@ -111,6 +111,48 @@ impl Target {
         })
     }
 
+    /// The platform triplet in the target's `EXT_SUFFIX` (`x86_64-linux-gnu` in
+    /// `.cpython-315-x86_64-linux-gnu.so`), when it has CPython's spelling.
+    pub fn triplet(&self) -> Option<&str> {
+        let rest = self.ext_suffix.strip_prefix(".cpython-")?.strip_suffix(".so")?;
+        let (_, triplet) = rest.split_once('-')?;
+        (!triplet.is_empty()).then_some(triplet)
+    }
+
+    /// CPython's `importlib.machinery.EXTENSION_SUFFIXES` for this target, in the import system's
+    /// order, as derived from what each version does (observed on this project's machine with
+    /// `python -c 'import importlib.machinery as m; print(m.EXTENSION_SUFFIXES)'`, see
+    /// abi-tests/tests/loader_targets.rs, which compares every recorded interpreter):
+    ///
+    /// - 3.11–3.13, GIL and free-threaded 3.13t: `[EXT_SUFFIX, '.abi3.so', '.so']`;
+    /// - GIL 3.14: `[EXT_SUFFIX, '.abi3.so', '.abi3-<triplet>.so', '.so']`;
+    /// - free-threaded 3.14t: as 3.13t (no 3.14t here to observe; per DESIGN.md §3);
+    /// - GIL 3.15+: `[EXT_SUFFIX, '.abi3-<triplet>.so', '.abi3.so', '.abi3t-<triplet>.so',
+    ///   '.abi3t.so', '.so']` (abi3t, PEP 803, is for both builds);
+    /// - free-threaded 3.15+: `[EXT_SUFFIX, '.abi3t-<triplet>.so', '.abi3t.so', '.so']`: the abi3
+    ///   suffixes are gone (cpython gh-146636); not observed here (no 3.15t), derived from the
+    ///   GIL 3.15 list minus abi3.
+    ///
+    /// The `<triplet>` forms are left out when the `EXT_SUFFIX` has no triplet to take.
+    pub fn extension_suffixes(&self) -> Vec<String> {
+        let t = self.triplet();
+        let with_triplet = |abi: &str| t.map(|t| format!(".{abi}-{t}.so"));
+        let mut list = vec![Some(self.ext_suffix.clone())];
+        match (self.version >= (3, 15), self.version >= (3, 14), self.free_threaded) {
+            (true, _, false) => list.extend([
+                with_triplet("abi3"),
+                Some(".abi3.so".into()),
+                with_triplet("abi3t"),
+                Some(".abi3t.so".into()),
+            ]),
+            (true, _, true) => list.extend([with_triplet("abi3t"), Some(".abi3t.so".into())]),
+            (false, true, false) => list.extend([Some(".abi3.so".into()), with_triplet("abi3")]),
+            (false, _, _) => list.push(Some(".abi3.so".into())),
+        }
+        list.push(Some(".so".into()));
+        list.into_iter().flatten().collect()
+    }
+
     /// "free-threaded 3.13" / "GIL 3.11".
     pub fn kind(&self) -> String {
         let kind = if self.free_threaded { "free-threaded" } else { "GIL" };
@@ -129,5 +171,38 @@ mod tests {
             assert_eq!(derive_ext_suffix((3, 13), true, true).unwrap(), ".cpython-313td-x86_64-linux-gnu.so");
             assert_eq!(derive_ext_suffix((3, 11), false, false).unwrap(), ".cpython-311-x86_64-linux-gnu.so");
         }
+    }
+
+    #[test]
+    fn extension_suffixes_per_version_and_build() {
+        let list = |v, ft, sfx: &str| Target::new(v, ft, sfx).extension_suffixes();
+        assert_eq!(
+            list((3, 13), true, ".cpython-313t-x86_64-linux-gnu.so"),
+            [".cpython-313t-x86_64-linux-gnu.so", ".abi3.so", ".so"]
+        );
+        assert_eq!(
+            list((3, 14), true, ".cpython-314t-x86_64-linux-gnu.so"),
+            [".cpython-314t-x86_64-linux-gnu.so", ".abi3.so", ".so"]
+        );
+        assert_eq!(
+            list((3, 14), false, ".cpython-314-x86_64-linux-gnu.so"),
+            [".cpython-314-x86_64-linux-gnu.so", ".abi3.so", ".abi3-x86_64-linux-gnu.so", ".so"]
+        );
+        assert_eq!(
+            list((3, 15), false, ".cpython-315-x86_64-linux-gnu.so"),
+            [
+                ".cpython-315-x86_64-linux-gnu.so",
+                ".abi3-x86_64-linux-gnu.so",
+                ".abi3.so",
+                ".abi3t-x86_64-linux-gnu.so",
+                ".abi3t.so",
+                ".so"
+            ]
+        );
+        assert_eq!(
+            list((3, 15), true, ".cpython-315t-x86_64-linux-gnu.so"),
+            [".cpython-315t-x86_64-linux-gnu.so", ".abi3t-x86_64-linux-gnu.so", ".abi3t.so", ".so"]
+        );
+        assert_eq!(list((3, 15), true, ".weird.so"), [".weird.so", ".abi3t.so", ".so"]);
     }
 }
