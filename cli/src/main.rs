@@ -3,7 +3,8 @@
 //!
 //! Exit status of `check` and `audit`: 0 everything accepted, 1 anything refused (for `audit
 //! --import`, also: an import failed, crashed, timed out or re-enabled the GIL), 2 usage error or
-//! I/O error (including any file whose bytes could not be read, which wins over 1).
+//! I/O error (including any file whose bytes could not be read, which wins over 1). A closed
+//! output pipe ends the command by SIGPIPE (status 141 in a shell), never with a panic.
 
 mod audit;
 mod check;
@@ -128,6 +129,11 @@ pub const EXIT_REFUSED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing to a closed pipe (`ftshim audit | head -1`) would panic
+    // in println!. Restore the default: the command ends quietly, killed by SIGPIPE (a shell
+    // reports status 141), as cat, grep and every other Unix filter do.
+    // SAFETY: called first, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     match Cli::parse().command {
         Command::Check { python, target, exports, json, paths } => {
             check::run(chosen(python, target, exports), json, &paths)
