@@ -37,18 +37,8 @@ enum Command {
     /// interpreter may load each one. Exit 0: all accepted; 1: any refused; 2: usage or I/O
     /// error (a file that cannot be read).
     Check {
-        /// Target interpreter executable [default: $FTSHIM_PYTHON, else python3.13t on PATH]
-        #[arg(long, value_name = "PY", conflicts_with = "target")]
-        python: Option<PathBuf>,
-        /// Check for CPython VERSION[t] without running it (3.14t, 3.15t, 3.13, ...): build and
-        /// version from the string, EXT_SUFFIX derived for this platform. The undefined-symbol
-        /// check needs --exports; without it that check is reported as inconclusive.
-        #[arg(long, value_name = "VERSION[t]")]
-        target: Option<Named>,
-        /// With --target: the libpython (or, for a static build, the executable) of a real
-        /// CPython of that version and build, whose exports the undefined symbols must resolve in.
-        #[arg(long, value_name = "PATH", requires = "target")]
-        exports: Option<PathBuf>,
+        #[command(flatten)]
+        against: Against,
         /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
@@ -61,18 +51,8 @@ enum Command {
     /// (and, with --import, all imported with the GIL still off); 1: anything refused or failed;
     /// 2: usage or I/O error.
     Audit {
-        /// Target interpreter executable [default: $FTSHIM_PYTHON, else python3.13t on PATH]
-        #[arg(long, value_name = "PY", conflicts_with = "target")]
-        python: Option<PathBuf>,
-        /// Check for CPython VERSION[t] without running it (3.14t, 3.15t, 3.13, ...): build and
-        /// version from the string, EXT_SUFFIX derived for this platform. The undefined-symbol
-        /// check needs --exports; without it that check is reported as inconclusive.
-        #[arg(long, value_name = "VERSION[t]")]
-        target: Option<Named>,
-        /// With --target: the libpython (or, for a static build, the executable) of a real
-        /// CPython of that version and build, whose exports the undefined symbols must resolve in.
-        #[arg(long, value_name = "PATH", requires = "target")]
-        exports: Option<PathBuf>,
+        #[command(flatten)]
+        against: Against,
         /// Print one JSON document instead of the table.
         #[arg(long)]
         json: bool,
@@ -93,6 +73,24 @@ enum Command {
         #[command(subcommand)]
         action: GuardAction,
     },
+}
+
+/// The interpreter `check` and `audit` judge files for: a real one (`--python`), or one described
+/// by name (`--target`, optionally with `--exports`).
+#[derive(clap::Args)]
+struct Against {
+    /// Target interpreter executable [default: $FTSHIM_PYTHON, else python3.13t on PATH]
+    #[arg(long, value_name = "PY", conflicts_with = "target")]
+    python: Option<PathBuf>,
+    /// Check for CPython VERSION[t] without running it (3.14t, 3.15t, 3.13, ...): build and
+    /// version from the string, EXT_SUFFIX derived for this platform. The undefined-symbol
+    /// check needs --exports; without it that check is reported as inconclusive.
+    #[arg(long, value_name = "VERSION[t]")]
+    target: Option<Named>,
+    /// With --target: the libpython (or, for a static build, the executable) of a real
+    /// CPython of that version and build, whose exports the undefined symbols must resolve in.
+    #[arg(long, value_name = "PATH", requires = "target")]
+    exports: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -135,11 +133,9 @@ fn main() -> ExitCode {
     // SAFETY: called first, before any thread exists; SIG_DFL is a valid disposition.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     match Cli::parse().command {
-        Command::Check { python, target, exports, json, paths } => {
-            check::run(chosen(python, target, exports), json, &paths)
-        }
-        Command::Audit { python, target, exports, json, import, timeout, dirs } => {
-            audit::run(chosen(python, target, exports), json, import.then_some(timeout), &dirs)
+        Command::Check { against, json, paths } => check::run(chosen(against), json, &paths),
+        Command::Audit { against, json, import, timeout, dirs } => {
+            audit::run(chosen(against), json, import.then_some(timeout), &dirs)
         }
         Command::Guard { action } => match action {
             GuardAction::Install { python, loader_lib } => guard::install(&python, loader_lib),
@@ -169,11 +165,7 @@ fn target_interpreter(python: Option<PathBuf>) -> Result<PathBuf, String> {
 
 /// The target: `--target` (with `--exports`), else the interpreter `--python` (or its defaults)
 /// names, described; the error is ready to print.
-fn chosen(
-    python: Option<PathBuf>,
-    target: Option<Named>,
-    exports: Option<PathBuf>,
-) -> Result<Chosen, String> {
+fn chosen(Against { python, target, exports }: Against) -> Result<Chosen, String> {
     match target {
         Some(named) => Chosen::named(named, exports),
         None => target_interpreter(python)
