@@ -10,7 +10,6 @@
 #![allow(non_camel_case_types)]
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::runtime::{self, Begin2Mutex, PyMutex, PyObject, Sections};
 use crate::status::{FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_NOT_ACTIVE, FTSHIM_OK, ftshim_status};
@@ -37,30 +36,6 @@ const ACTIVE_TWO_MUTEX: usize = MAGIC + 4;
 /// A section "held" on a GIL build, where sections are no-ops.
 const ACTIVE_NOOP: usize = MAGIC + 5;
 
-/// CPython's section functions, published once the runtime is resolved on a free-threaded build,
-/// so that the exported functions' fast path is one load instead of the runtime's checks.
-static FT_SECTIONS: AtomicPtr<Sections> = AtomicPtr::new(std::ptr::null_mut());
-
-/// CPython's section functions when this is a free-threaded build (else `None`: GIL build or no
-/// runtime).
-#[inline(always)]
-fn ft_sections() -> Option<&'static Sections> {
-    let p = FT_SECTIONS.load(Ordering::Acquire);
-    if p.is_null() {
-        return resolve_sections();
-    }
-    // SAFETY: only ever set from a `&'static Sections` inside the resolved runtime.
-    Some(unsafe { &*p })
-}
-
-#[cold]
-#[inline(never)]
-fn resolve_sections() -> Option<&'static Sections> {
-    let sections = runtime::get().ok()?.sections.as_ref()?;
-    FT_SECTIONS.store((sections as *const Sections).cast_mut(), Ordering::Release);
-    Some(sections)
-}
-
 impl ftshim_critical_section {
     fn cpython_storage(&mut self) -> *mut c_void {
         self.storage.as_mut_ptr().cast()
@@ -70,24 +45,14 @@ impl ftshim_critical_section {
     /// a no-op on a GIL build.
     #[inline(always)]
     fn begin(&mut self, kind: usize, begin: impl FnOnce(&Sections, *mut c_void)) -> ftshim_status {
-        match ft_sections() {
-            Some(sections) => {
+        match runtime::sections() {
+            Ok(Some(sections)) => {
                 self.storage[STATE] = kind;
                 begin(sections, self.cpython_storage());
-                FTSHIM_OK
             }
-            None => self.begin_without_sections(),
+            Ok(None) => self.storage[STATE] = ACTIVE_NOOP,
+            Err(_) => return FTSHIM_ERR_NO_RUNTIME,
         }
-    }
-
-    /// A GIL build (a no-op section) or no runtime at all.
-    #[cold]
-    #[inline(never)]
-    fn begin_without_sections(&mut self) -> ftshim_status {
-        if runtime::get().is_err() {
-            return FTSHIM_ERR_NO_RUNTIME;
-        }
-        self.storage[STATE] = ACTIVE_NOOP;
         FTSHIM_OK
     }
 }
@@ -152,7 +117,7 @@ ftshim_boundary::export! {
         match state {
             ACTIVE_ONE..=ACTIVE_TWO_MUTEX => {
                 // A CPython kind was recorded, so the runtime resolved with sections.
-                let Some(s) = ft_sections() else { return FTSHIM_ERR_NO_RUNTIME };
+                let Ok(Some(s)) = runtime::sections() else { return FTSHIM_ERR_NO_RUNTIME };
                 cs.storage[STATE] = 0;
                 let end = if (state - MAGIC) % 2 == 0 { s.end2 } else { s.end };
                 // SAFETY: the state word says CPython began a section of this kind in this storage.

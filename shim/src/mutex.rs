@@ -49,7 +49,9 @@ impl ftshim_mutex {
         self.lock_contended()
     }
 
-    /// Returns `FTSHIM_OK` (it cannot fail), so that [`Self::lock`]'s slow path is a tail call.
+    /// Everything but the uncontended compare-and-swap, out of line so [`Self::lock`]'s fast path
+    /// needs no stack frame. Always `FTSHIM_OK`. (Not a tail call in the export: the call sits
+    /// inside the boundary's `catch_unwind`.)
     #[cold]
     #[inline(never)]
     fn lock_contended(&self) -> ftshim_status {

@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_ulong, c_void};
 use std::cell::UnsafeCell;
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use ftshim_boundary::process;
 
@@ -200,6 +200,9 @@ struct Slot(UnsafeCell<MaybeUninit<Result<Runtime, RuntimeError>>>);
 unsafe impl Sync for Slot {}
 
 static SLOT: Slot = Slot(UnsafeCell::new(MaybeUninit::uninit()));
+/// `&SLOT`'s CPython section table, published by [`init`] on a free-threaded build: the
+/// critical-section functions' fast path is this one load ([`sections`]).
+static SECTIONS: AtomicPtr<Sections> = AtomicPtr::new(std::ptr::null_mut());
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 const UNINIT: u8 = 0;
 const BUSY: u8 = 1;
@@ -216,6 +219,26 @@ pub fn get() -> Result<&'static Runtime, &'static RuntimeError> {
     unsafe { (*SLOT.0.get()).assume_init_ref() }.as_ref()
 }
 
+/// CPython's critical-section functions: `Ok(Some)` on a free-threaded build, `Ok(None)` on a GIL
+/// build (sections are no-ops there), `Err` without a runtime. After the first call on an FT
+/// build, one acquire load.
+#[inline(always)]
+pub fn sections() -> Result<Option<&'static Sections>, &'static RuntimeError> {
+    let p = SECTIONS.load(Ordering::Acquire);
+    if p.is_null() {
+        return sections_slow();
+    }
+    // SAFETY: only ever set by init from the `Sections` inside SLOT, which is never written again.
+    Ok(Some(unsafe { &*p }))
+}
+
+/// [`sections`] before the runtime is resolved, and on GIL builds (where none is published).
+#[cold]
+#[inline(never)]
+fn sections_slow() -> Result<Option<&'static Sections>, &'static RuntimeError> {
+    get().map(|rt| rt.sections.as_ref())
+}
+
 #[cold]
 #[inline(never)]
 fn init() {
@@ -224,7 +247,10 @@ fn init() {
             let resolved = resolve();
             // SAFETY: this thread won the UNINIT -> BUSY transition, so it is the only writer,
             // and no reader looks at SLOT before READY is published below.
-            unsafe { (*SLOT.0.get()).write(resolved) };
+            let written = unsafe { (*SLOT.0.get()).write(resolved) };
+            if let Ok(Runtime { sections: Some(sections), .. }) = written {
+                SECTIONS.store((sections as *const Sections).cast_mut(), Ordering::Release);
+            }
             STATE.store(READY, Ordering::Release);
         }
         Err(_) => {
