@@ -18,10 +18,12 @@
 //! skip.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+
+#[path = "src/record.rs"]
+mod record;
 
 fn main() {
     let target = std::env::var("TARGET").expect("cargo sets TARGET for build scripts");
@@ -47,18 +49,12 @@ fn main() {
     );
     loader.write(&out.join("ftshim_loader_h.rs"));
 
-    let record = record_path(&root);
+    let record = record::record_path(&root);
     println!("cargo:rerun-if-env-changed=FTSHIM_INTERPRETERS");
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     // A record that does not exist yet makes cargo rerun this script until it does.
     println!("cargo:rerun-if-changed={}", record.display());
-    let recorded = std::fs::read_to_string(&record).map(|text| {
-        text.lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect::<BTreeMap<String, String>>()
-    });
+    let recorded = std::fs::read_to_string(&record).map(|text| record::parse_record(&text));
     for (label, key, ft_headers) in [
         ("ft", "FTSHIM_PY_FT", false),
         ("gil313", "FTSHIM_PY_GIL313", false),
@@ -117,17 +113,6 @@ fn main() {
             }
         }
     }
-}
-
-/// The record `scripts/setup.sh` writes: `$FTSHIM_INTERPRETERS`, else
-/// `${CARGO_TARGET_DIR:-<root>/target}/ftshim-interpreters.env` (as `abi-tests/src` reads it).
-fn record_path(root: &Path) -> PathBuf {
-    if let Some(p) = std::env::var_os("FTSHIM_INTERPRETERS") {
-        return PathBuf::from(p);
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    target.join("ftshim-interpreters.env")
 }
 
 /// What bindgen reported while it generated: every (type, field) in declaration order, and the

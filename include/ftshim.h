@@ -494,8 +494,9 @@ ftshim_status ftshim_object_set_immortal(PyObject *op);
 
 /* 1 if `op` is immortal, 0 if not; a negative status for NULL (FTSHIM_ERR_NULL_ARGUMENT) or no
  * runtime / an unsupported version. 3.12+: CPython's own test (so None, small ints, interned
- * strings are immortal too; on 3.14+ CPython's PyUnstable_IsImmortal). 3.11: 1 only for objects pinned by ftshim_object_set_immortal
- * (refcount >= 2^59). Thread-safe (a relaxed read). */
+ * strings are immortal too; on 3.14+ CPython's PyUnstable_IsImmortal). 3.11: 1 only for objects
+ * pinned by ftshim_object_set_immortal (refcount >= 2^59). Thread-safe (a relaxed read on
+ * 3.11-3.13). */
 int ftshim_object_is_immortal(PyObject *op);
 
 

@@ -53,9 +53,11 @@ version_script() {
 }
 
 # ---------------------------------------------------------------- toolchain
-CACHE=${FTSHIM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ftshim}
-ZIG_PYTHON=$CACHE/zig-0.17.1/bin/python
-[ -x "$ZIG_PYTHON" ] || die "no zig at $ZIG_PYTHON: run \`make setup\` (scripts/setup.sh installs it)"
+# The zig scripts/setup.sh installed, from the record it writes (as the tests read it).
+RECORD=${FTSHIM_INTERPRETERS:-$TARGET_DIR/ftshim-interpreters.env}
+ZIG_PYTHON=$(sed -n 's/^FTSHIM_ZIG_PYTHON=//p' "$RECORD" 2>/dev/null || true)
+[ -n "$ZIG_PYTHON" ] && [ -x "$ZIG_PYTHON" ] ||
+  die "no zig recorded in $RECORD (FTSHIM_ZIG_PYTHON='$ZIG_PYTHON'): run \`make setup\`, which installs it"
 case "$(uname -m)" in
   x86_64) ZIG_TARGET=x86_64-linux-gnu.2.17 ;;
   aarch64) ZIG_TARGET=aarch64-linux-gnu.2.17 ;;
@@ -109,7 +111,9 @@ link_shared() {
   strip -o "$PREFIX/lib/$soname.tmp" "$WORK/$soname.debug"
   mv -f "$PREFIX/lib/$soname.tmp" "$PREFIX/lib/$soname"
   ln -sfn "$soname" "$PREFIX/lib/$name.so"
-  strip --strip-debug -o "$PREFIX/lib/$name.a.tmp" "$PROFILE_DIR/$name.a" 2>/dev/null
+  # binutils warns about the LLVM bitcode of the LTO'd object ("bfd plugin"); kept in a log.
+  strip --strip-debug -o "$PREFIX/lib/$name.a.tmp" "$PROFILE_DIR/$name.a" 2>"$WORK/$name.strip.log" ||
+    { cat "$WORK/$name.strip.log" >&2; die "strip --strip-debug $PROFILE_DIR/$name.a failed"; }
   mv -f "$PREFIX/lib/$name.a.tmp" "$PREFIX/lib/$name.a"
   say "$PREFIX/lib/$soname: $(stat -c %s "$PREFIX/lib/$soname") bytes; $name.a: $(stat -c %s "$PREFIX/lib/$name.a") bytes"
 }

@@ -314,6 +314,10 @@ $(sid_record 3.14 "$PY314")
 $(sid_record 3.15 "$PY315")
 # FTSHIM_EXTRA_PYTHONS, checked (colon-separated; empty: none given).
 FTSHIM_PY_EXTRA=$(IFS=:; echo "${EXTRA[*]}")
+# The cache this setup used (downloads the tests fetch go under it too), and the zig it installed
+# there (scripts/build-libs.sh links the shipped libraries with it).
+FTSHIM_CACHE_DIR=$CACHE
+FTSHIM_ZIG_PYTHON=$CACHE/zig-$ZIGLANG_VERSION/bin/python
 EOF
 mv "$tmp" "$RECORD"
 say "free-threaded: $FT ($ft_info)"

@@ -3,20 +3,15 @@
 //! packages in a private root), and any extra interpreters the user listed in
 //! `FTSHIM_EXTRA_PYTHONS` (a free-threaded 3.14t, say).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub use ftshim_loader::describe::Interpreter;
 
-use crate::target_dir;
-
 /// The record written by `scripts/setup.sh`: `$FTSHIM_INTERPRETERS`, default
 /// `target/ftshim-interpreters.env`.
 pub fn record_path() -> PathBuf {
-    std::env::var_os("FTSHIM_INTERPRETERS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("ftshim-interpreters.env"))
+    crate::record::record_path(&crate::workspace_root())
 }
 
 /// The interpreters every test runs on.
@@ -30,6 +25,9 @@ pub struct Interpreters {
     /// GIL 3.12, 3.14, 3.15, then the user's extra interpreters, each with its label ("3.14",
     /// or the version with `t` for a free-threaded extra).
     pub more: Vec<(String, Interpreter)>,
+    /// The cache `scripts/setup.sh` used (`FTSHIM_CACHE_DIR`): downloads the tests fetch (PyPI
+    /// wheels) go under it, outside the repository.
+    pub cache_dir: PathBuf,
 }
 
 impl Interpreters {
@@ -58,17 +56,13 @@ pub fn interpreters() -> &'static Interpreters {
                 path.display()
             )
         });
-        let vars: BTreeMap<&str, &str> = text
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .collect();
+        let vars = crate::record::parse_record(&text);
         let describe = |key: &str, exe: &str| {
             ftshim_loader::describe::describe(Path::new(exe))
                 .unwrap_or_else(|e| panic!("{key}={exe} from {}: {e}; rerun `make setup`", path.display()))
         };
         let get = |key: &str| {
-            let exe = vars.get(key).copied().unwrap_or_default();
+            let exe = vars.get(key).map(String::as_str).unwrap_or_default();
             if exe.is_empty() {
                 panic!(
                     "{} records no {key} (scripts/setup.sh says why when it runs: GIL 3.12 comes from pyenv, 3.14 and 3.15 from Debian sid); the tests need it",
@@ -82,10 +76,21 @@ pub fn interpreters() -> &'static Interpreters {
             .map(|key| get(key))
             .map(|i| (label(&i), i))
             .collect();
-        for exe in vars.get("FTSHIM_PY_EXTRA").copied().unwrap_or_default().split(':').filter(|e| !e.is_empty()) {
+        for exe in vars.get("FTSHIM_PY_EXTRA").map(String::as_str).unwrap_or_default().split(':').filter(|e| !e.is_empty()) {
             let i = describe("FTSHIM_PY_EXTRA", exe);
             more.push((label(&i), i));
         }
-        Interpreters { ft: get("FTSHIM_PY_FT"), gil313: get("FTSHIM_PY_GIL313"), py311: get("FTSHIM_PY_311"), more }
+        let cache_dir = vars
+            .get("FTSHIM_CACHE_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("{} records no FTSHIM_CACHE_DIR; rerun `make setup`", path.display()));
+        Interpreters {
+            ft: get("FTSHIM_PY_FT"),
+            gil313: get("FTSHIM_PY_GIL313"),
+            py311: get("FTSHIM_PY_311"),
+            more,
+            cache_dir,
+        }
     })
 }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 pub mod build;
 pub mod corpus;
 pub mod interpreters;
+mod record;
 pub mod run;
 
 pub use build::{

@@ -3,7 +3,7 @@
 //! `PyModExport__rust`) and its cp314t module.
 //!
 //! The wheels are fetched with pip (`<recorded GIL 3.11> -m pip download --no-deps
-//! --only-binary=:all: ...`) into `${FTSHIM_CACHE:-$HOME/.cache/ftshim}/wheels/`, outside the
+//! --only-binary=:all: ...`) into `wheels/` under setup's cache (`FTSHIM_CACHE_DIR` in the record), outside the
 //! repository, once; their SHA-256 is pinned. A failed download fails the test with pip's
 //! reason: it never skips. The wheel is unzipped with Python's `zipfile` in a child process (the
 //! same interpreter; no zip crate needed).
@@ -41,13 +41,9 @@ const CP314T: Wheel = Wheel {
     abi: "cp314t",
 };
 
+/// `wheels/` under the cache `scripts/setup.sh` recorded.
 fn cache_dir() -> PathBuf {
-    let base = std::env::var_os("FTSHIM_CACHE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/ftshim")))
-        .expect("neither FTSHIM_CACHE nor HOME is set: nowhere to cache the wheels");
-    base.join("wheels")
+    interpreters().cache_dir.join("wheels")
 }
 
 /// Unzips the wheel's `.so` files and its `WHEEL` into a scratch dir, after checking its SHA-256
