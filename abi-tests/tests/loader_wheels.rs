@@ -3,10 +3,10 @@
 //! `PyModExport__rust`) and its cp314t module.
 //!
 //! The wheels are fetched with pip (`<recorded GIL 3.11> -m pip download --no-deps
-//! --only-binary=:all: ...`) into `wheels/` under setup's cache (`FTSHIM_CACHE_DIR` in the record), outside the
-//! repository, once; their SHA-256 is pinned. A failed download fails the test with pip's
-//! reason: it never skips. The wheel is unzipped with Python's `zipfile` in a child process (the
-//! same interpreter; no zip crate needed).
+//! --only-binary=:all: ...`) into `wheels/` under setup's cache (`FTSHIM_CACHE_DIR` in the
+//! record), outside the repository, once; their SHA-256 is pinned. A failed download fails the
+//! test with pip's reason: it never skips. The wheel is unzipped with Python's `zipfile` in a
+//! child process (the same interpreter; no zip crate needed).
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -4,9 +4,9 @@
 //!
 //! `dlopen` runs a library's constructors, so everything that can be decided from the file is
 //! decided from the file: its name's ABI tag, its ELF identification and headers, its entry point
-//! (`PyInit_<name>`, or from 3.15 `PyModExport_<name>`), the build evidence in its undefined symbols, and whether the target exports
-//! every `Py*` symbol it needs. Only then is it opened, with
-//! `RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE`. See docs/loader.md for every check and code.
+//! (`PyInit_<name>`, or from 3.15 `PyModExport_<name>`), the build evidence in its undefined
+//! symbols, and whether the target exports every `Py*` symbol it needs. Only then is it opened,
+//! with `RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE`. See docs/loader.md for every check and code.
 //!
 //! One job per module (the names below are re-exported here):
 //!
