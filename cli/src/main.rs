@@ -168,9 +168,7 @@ fn target_interpreter(python: Option<PathBuf>) -> Result<PathBuf, String> {
 fn chosen(Against { python, target, exports }: Against) -> Result<Chosen, String> {
     match target {
         Some(named) => Chosen::named(named, exports),
-        None => target_interpreter(python)
-            .and_then(|p| describe::describe(&p).map_err(|e| e.to_string()))
-            .map(|i| Chosen::Described(Box::new(i))),
+        None => interpreter(python).map(|i| Chosen::Described(Box::new(i))),
     }
 }
 

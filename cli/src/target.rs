@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use ftshim_loader::describe::Interpreter;
-use ftshim_loader::{Symbols, Target, derive_ext_suffix};
+use ftshim_loader::{ProcessTargetError, Symbols, Target, derive_ext_suffix};
 use serde_json::{Value, json};
 
 /// `--target VERSION[t]`: a CPython minor version, free-threaded with a trailing `t`.
@@ -62,13 +62,8 @@ pub enum Chosen {
 impl Chosen {
     /// A target named by version; `EXT_SUFFIX` derived for this platform.
     pub fn named(named: Named, exports: Option<PathBuf>) -> Result<Chosen, String> {
-        let ext_suffix = derive_ext_suffix(named.version, named.free_threaded, false).ok_or_else(|| {
-            format!(
-                "cannot derive EXT_SUFFIX for --target {named}: the loader does not know the multiarch triplet of {}-{}",
-                std::env::consts::ARCH,
-                std::env::consts::OS
-            )
-        })?;
+        let ext_suffix = derive_ext_suffix(named.version, named.free_threaded, false)
+            .ok_or_else(|| format!("--target {named}: {}", ProcessTargetError::UnknownPlatform))?;
         let mut target = Target::new(named.version, named.free_threaded, ext_suffix)
             .with_symbols(Symbols::Unavailable(no_exports_why(named)));
         if let Some(path) = &exports {
