@@ -78,6 +78,19 @@ codes! {
     FtBuild = "ft-build", false;
     /// Undefined `Py*`/`_Py*` symbols the target interpreter does not export.
     UnresolvedSymbol = "unresolved-symbol", false;
+    /// A `DT_NEEDED` library (of the module, or of a library it needs) is found nowhere the
+    /// dynamic linker would look.
+    LibraryNotFound = "library-not-found", false;
+    /// Undefined symbols (other than `Py*`/`_Py*`) that none of the module's libraries nor the
+    /// interpreter process define.
+    UndefinedSymbol = "undefined-symbol", false;
+    /// In a wheel: its `Tag` lines, the module's file-name tag and the module's build evidence
+    /// contradict each other.
+    Mistagged = "mistagged", false;
+    /// A wheel none of whose `Tag` lines the target interpreter installs.
+    WheelTag = "wheel-tag", false;
+    /// A wheel that cannot be read as one: not a zip archive, no `.dist-info/WHEEL`, no `Tag`.
+    WheelMalformed = "wheel-malformed", false;
     /// `open` only: the path names a different file than the one inspected.
     FileChanged = "file-changed", false;
     /// `open` only: `dlopen` or `dlsym` failed after the file was accepted.

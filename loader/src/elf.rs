@@ -31,6 +31,24 @@ pub struct Evidence {
     pub ft_markers: Vec<String>,
     /// The [`GIL_MARKERS`] found among the undefined symbols.
     pub gil_markers: Vec<String>,
+    /// Every undefined, non-weak dynamic symbol (the `Py*` ones too), without its version: what
+    /// the dynamic linker must find in the process or the file's libraries.
+    pub undefined: Vec<String>,
+    /// What the dynamic section says about the libraries the file needs.
+    pub dynamic: Dynamic,
+}
+
+/// The dynamic section's library entries (`DT_NEEDED`, `DT_RUNPATH`, `DT_RPATH`, `DT_SONAME`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Dynamic {
+    /// `DT_NEEDED`, in order.
+    pub needed: Vec<String>,
+    /// `DT_RUNPATH`, split at `:` (unexpanded: `$ORIGIN` stays).
+    pub runpath: Vec<String>,
+    /// `DT_RPATH`, split at `:` (ignored by the dynamic linker when `DT_RUNPATH` is present).
+    pub rpath: Vec<String>,
+    /// `DT_SONAME`.
+    pub soname: Option<String>,
 }
 
 /// Everything [`examine`] found.
@@ -272,8 +290,11 @@ fn examine_host<Elf: FileHeader<Endian = Endianness>>(data: &[u8], ex: &mut Exam
             if GIL_MARKERS.contains(&name) {
                 ev.gil_markers.push(name.to_owned());
             }
-            if (name.starts_with("Py") || name.starts_with("_Py")) && bind != elf::STB_WEAK {
-                ev.python_imports.push(name.to_owned());
+            if bind != elf::STB_WEAK {
+                if name.starts_with("Py") || name.starts_with("_Py") {
+                    ev.python_imports.push(name.to_owned());
+                }
+                ev.undefined.push(name.to_owned());
             }
         } else if matches!(bind, elf::STB_GLOBAL | elf::STB_WEAK | elf::STB_GNU_UNIQUE)
             && sym.st_visibility() != elf::STV_HIDDEN
@@ -288,7 +309,46 @@ fn examine_host<Elf: FileHeader<Endian = Endianness>>(data: &[u8], ex: &mut Exam
             format!("{bad_names} that are not"),
         ));
     }
+    match read_dynamic(&sections, endian, data) {
+        Ok(dynamic) => ev.dynamic = dynamic,
+        Err(e) => {
+            ex.notes.push(format!("its dynamic section cannot be read ({e}): its libraries were not checked"))
+        }
+    }
     ex.evidence = Some(ev);
+}
+
+/// The library entries of the file's `SHT_DYNAMIC` section (empty when it has none).
+fn read_dynamic<Elf: FileHeader<Endian = Endianness>>(
+    sections: &object::read::elf::SectionTable<'_, Elf>,
+    endian: Endianness,
+    data: &[u8],
+) -> object::read::Result<Dynamic> {
+    use object::read::elf::Dyn;
+    let mut out = Dynamic::default();
+    let Some((entries, link)) = sections.dynamic(endian, data)? else {
+        return Ok(out);
+    };
+    let strings = sections.strings(endian, data, link)?;
+    for entry in entries {
+        let tag = entry.tag(endian);
+        if tag == elf::DT_NULL {
+            break;
+        }
+        let wanted = [elf::DT_NEEDED, elf::DT_RUNPATH, elf::DT_RPATH, elf::DT_SONAME];
+        if !wanted.contains(&tag) {
+            continue;
+        }
+        let text = String::from_utf8_lossy(entry.string(endian, strings)?).into_owned();
+        let split = |t: &str| t.split(':').filter(|p| !p.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+        match tag {
+            elf::DT_NEEDED => out.needed.push(text),
+            elf::DT_RUNPATH => out.runpath.extend(split(&text)),
+            elf::DT_RPATH => out.rpath.extend(split(&text)),
+            _ => out.soname = Some(text),
+        }
+    }
+    Ok(out)
 }
 
 /// Checks that every byte the headers describe is in the file: the program and section header

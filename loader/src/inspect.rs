@@ -16,6 +16,33 @@ pub fn module_name(path: &Path) -> String {
     file.split('.').next().unwrap_or_default().to_owned()
 }
 
+/// The tag in a module's file name (between the module name and `.so`: `cpython-313t-x86_64-linux-gnu`,
+/// `abi3`, or `(none)` for a bare `.so`), and whether the name carries a Python ABI tag at all (the
+/// target's `EXT_SUFFIX`, `abi3`, `abi3t`, `cpython-*` or `pypy*`). A shared library whose name
+/// carries none is an extension module only if it exports an entry point.
+pub fn name_tag(file_name: &str, target: &Target) -> (String, bool) {
+    let tail = file_name.find('.').map_or("", |i| &file_name[i..]);
+    if tail == ".so" {
+        return ("(none)".to_owned(), false);
+    }
+    let tag = tail.strip_prefix('.').and_then(|t| t.strip_suffix(".so")).unwrap_or(tail).to_owned();
+    let named = tail == target.ext_suffix
+        || tag == "abi3"
+        || tag == "abi3t"
+        || tag.starts_with("abi3-")
+        || tag.starts_with("abi3t-")
+        || tag.starts_with("cpython-")
+        || tag.starts_with("pypy");
+    (tag, named)
+}
+
+/// True when the ELF evidence shows an entry point of any name (`PyInit_*` or `PyModExport_*`).
+pub fn exports_entry_point(report: &Report) -> bool {
+    report.evidence.as_ref().is_some_and(|ev| {
+        ev.exports.iter().any(|e| e.starts_with("PyInit_") || e.starts_with("PyModExport_"))
+    })
+}
+
 /// Inspects `path` for `target` without running any of its code. The file is mapped read-only;
 /// a path that yields no bytes (missing, dangling link, directory, FIFO, unreadable) is reported
 /// with an I/O code ([`Report::io_failed`]), never by blocking or panicking.
@@ -297,6 +324,7 @@ mod tests {
             python_imports: Vec::new(),
             ft_markers: ft.iter().map(|s| s.to_string()).collect(),
             gil_markers: gil.iter().map(|s| s.to_string()).collect(),
+            ..Evidence::default()
         }
     }
 

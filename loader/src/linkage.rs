@@ -1,0 +1,409 @@
+//! What the dynamic linker will need from a module, decided from files: every `DT_NEEDED` library
+//! found where `ld.so` would look, and every undefined symbol defined by one of those libraries or
+//! by the interpreter process. The `Py*`/`_Py*` symbols stay with the target's own check
+//! (`unresolved-symbol`); this adds the rest (`library-not-found`, `undefined-symbol`).
+//!
+//! The search follows ld.so(8): a needed name with a `/` is a path; a name the process has already
+//! loaded (the interpreter's libpython and the libraries it and the executable need) is that
+//! library; else the requesting object's `DT_RPATH` (only when it has no `DT_RUNPATH`), its
+//! `DT_RUNPATH` (both with `$ORIGIN` expanded), then the directories of `/etc/ld.so.conf` (and the
+//! files it includes) and the default `/lib`, `/usr/lib` (with the multiarch and `lib64` forms).
+//! Not followed: `LD_LIBRARY_PATH` (it is the interpreter's environment, not the checker's), the
+//! `$LIB`/`$PLATFORM` tokens, hardware-capability subdirectories, and the ld.so.cache file itself
+//! (built from the same ld.so.conf directories). Symbols are matched by name, without versions:
+//! a versioned glibc symbol is found when the library defines the name; weak undefined symbols
+//! are never required. Only the module's own undefined symbols are checked, not those of the
+//! libraries it needs.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::code::{Code, Refusal};
+use crate::elf::{self, Dynamic};
+use crate::report::Report;
+
+/// At most this many libraries are followed from one module (a loop guard).
+const MAX_LIBRARIES: usize = 256;
+
+/// Symbol names shown in a refusal before "and N more".
+const SHOWN: usize = 12;
+
+/// One shared library as the checks need it.
+struct Library {
+    path: PathBuf,
+    exports: HashSet<String>,
+    dynamic: Dynamic,
+}
+
+/// Files that are not on disk: the members of a wheel, under a virtual root (the wheel's path),
+/// so `$ORIGIN/../pkg.libs/libx.so` inside the wheel resolves to its member.
+#[derive(Default)]
+pub struct Overlay {
+    root: PathBuf,
+    files: HashMap<PathBuf, Arc<Vec<u8>>>,
+}
+
+impl Overlay {
+    /// An empty overlay whose members live under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Overlay {
+        Overlay { root: normalize(&root.into()), files: HashMap::new() }
+    }
+
+    /// Adds the member `name` (a relative path inside the archive) with its bytes.
+    pub fn insert(&mut self, name: &str, bytes: Arc<Vec<u8>>) {
+        self.files.insert(normalize(&self.root.join(name)), bytes);
+    }
+
+    /// The path a member is known by (`root/name`).
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        normalize(&self.root.join(name))
+    }
+}
+
+/// The interpreter process a module will be loaded into, and where libraries are looked for.
+pub struct Host {
+    /// Libraries already in the process, by the name a `DT_NEEDED` entry would use.
+    loaded: HashMap<String, PathBuf>,
+    /// Every symbol the process's objects export; `None` when there is no interpreter to read.
+    provided: Option<HashSet<String>>,
+    /// What `provided` was read from, for messages.
+    provided_by: String,
+    /// ld.so.conf's directories, then the defaults.
+    system_dirs: Vec<PathBuf>,
+    cache: Mutex<HashMap<PathBuf, Option<Arc<Library>>>>,
+}
+
+impl Host {
+    /// The process of an interpreter whose executable and libpython (the same file for a static
+    /// build) are `objects`: their exports, and those of every library they need, are provided.
+    pub fn interpreter(objects: &[PathBuf]) -> Host {
+        let mut host = Host::unknown();
+        let mut provided = HashSet::new();
+        let mut queue: VecDeque<Arc<Library>> = VecDeque::new();
+        let mut seen = HashSet::new();
+        for object in objects {
+            if let Some(lib) = host.library(object, None) {
+                if seen.insert(lib.path.clone()) {
+                    queue.push_back(lib);
+                }
+            }
+        }
+        let mut names = Vec::new();
+        while let Some(lib) = queue.pop_front() {
+            if seen.len() > MAX_LIBRARIES {
+                break;
+            }
+            provided.extend(lib.exports.iter().cloned());
+            let name = lib.dynamic.soname.clone().or_else(|| file_name(&lib.path));
+            if let Some(name) = name {
+                names.push(name.clone());
+                host.loaded.entry(name).or_insert_with(|| lib.path.clone());
+            }
+            for needed in &lib.dynamic.needed {
+                if let Ok(found) = host.find(needed, &lib.path, &lib.dynamic, None) {
+                    if seen.insert(found.path.clone()) {
+                        queue.push_back(found);
+                    }
+                }
+            }
+        }
+        host.provided_by = format!("the interpreter process ({})", names.join(", "));
+        host.provided = Some(provided);
+        host
+    }
+
+    /// No interpreter to read: what the process provides is unknown, so symbols the module's own
+    /// libraries do not define are reported as inconclusive rather than refused.
+    pub fn unknown() -> Host {
+        Host {
+            loaded: HashMap::new(),
+            provided: None,
+            provided_by: String::new(),
+            system_dirs: system_dirs(),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads (once) the library at `path`, from `overlay` when it lies under the overlay's root.
+    /// `None` when there is no file or it is not a shared object for this machine (the dynamic
+    /// linker skips such a file and goes on searching).
+    fn library(&self, path: &Path, overlay: Option<&Overlay>) -> Option<Arc<Library>> {
+        let path = normalize(path);
+        if let Some(hit) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(&path) {
+            return hit.clone();
+        }
+        let parsed = |bytes: &[u8]| -> Option<Arc<Library>> {
+            let ex = elf::examine(bytes);
+            let unusable = [Code::EmptyFile, Code::NotElf, Code::Truncated, Code::ElfClass, Code::ElfEndian];
+            if ex.problems.iter().any(|p| unusable.contains(&p.code) || p.code == Code::ElfMachine) {
+                return None;
+            }
+            let ev = ex.evidence?;
+            Some(Arc::new(Library {
+                path: path.clone(),
+                exports: ev.exports.into_iter().collect(),
+                dynamic: ev.dynamic,
+            }))
+        };
+        let lib = match overlay.filter(|o| path.starts_with(&o.root)) {
+            Some(o) => o.files.get(&path).and_then(|bytes| parsed(bytes)),
+            None => crate::file::read(&path).ok().and_then(|opened| parsed(opened.contents.bytes())),
+        };
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner).insert(path, lib.clone());
+        lib
+    }
+
+    /// Finds `needed` for the object at `requester` (whose dynamic section is `dynamic`) as the
+    /// dynamic linker would. `Err` lists where it looked.
+    fn find(
+        &self,
+        needed: &str,
+        requester: &Path,
+        dynamic: &Dynamic,
+        overlay: Option<&Overlay>,
+    ) -> Result<Arc<Library>, String> {
+        let origin = requester.parent().unwrap_or(Path::new("/"));
+        if needed.contains('/') {
+            let path =
+                if Path::new(needed).is_absolute() { PathBuf::from(needed) } else { origin.join(needed) };
+            return self.library(&path, overlay).ok_or_else(|| format!("the path {}", path.display()));
+        }
+        if let Some(path) = self.loaded.get(needed) {
+            if let Some(lib) = self.library(path, overlay) {
+                return Ok(lib);
+            }
+        }
+        let mut searched = Vec::new();
+        let lists: [(&str, &[String]); 2] = if dynamic.runpath.is_empty() {
+            [("RPATH", &dynamic.rpath), ("RUNPATH", &[])]
+        } else {
+            [("RPATH", &[]), ("RUNPATH", &dynamic.runpath)]
+        };
+        for (what, entries) in lists {
+            for entry in entries {
+                let expanded = expand_origin(entry, origin);
+                let dir = PathBuf::from(&expanded);
+                if let Some(lib) = self.library(&dir.join(needed), overlay) {
+                    return Ok(lib);
+                }
+                searched.push(if expanded == *entry {
+                    format!("{what} {entry}")
+                } else {
+                    format!("{what} '{entry}' = {}", normalize(&dir).display())
+                });
+            }
+        }
+        for dir in &self.system_dirs {
+            if let Some(lib) = self.library(&dir.join(needed), overlay) {
+                return Ok(lib);
+            }
+        }
+        if self.provided.is_some() {
+            searched.push("the interpreter's loaded libraries".to_owned());
+        }
+        searched.push(format!(
+            "the system directories ({})",
+            self.system_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        ));
+        Err(searched.join(", "))
+    }
+}
+
+/// `$ORIGIN` and `${ORIGIN}` replaced by `origin`.
+fn expand_origin(entry: &str, origin: &Path) -> String {
+    let o = origin.display().to_string();
+    entry.replace("${ORIGIN}", &o).replace("$ORIGIN", &o)
+}
+
+fn file_name(path: &Path) -> Option<String> {
+    path.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+/// `path` with `.` and `..` components resolved lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The directories of /etc/ld.so.conf (following `include`), then the multiarch and default ones.
+fn system_dirs() -> Vec<PathBuf> {
+    fn read_conf(path: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+        let Ok(text) = std::fs::read_to_string(path) else { return };
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(pattern) = line.strip_prefix("include").map(str::trim) {
+                if depth < 8 {
+                    let base = path.parent().unwrap_or(Path::new("/"));
+                    for file in glob(&base.join(pattern)) {
+                        read_conf(&file, out, depth + 1);
+                    }
+                }
+            } else if line.starts_with('/') {
+                out.push(PathBuf::from(line));
+            }
+        }
+    }
+    let mut dirs = Vec::new();
+    read_conf(Path::new("/etc/ld.so.conf"), &mut dirs, 0);
+    if let Some(t) = crate::target::platform_triplet() {
+        dirs.push(PathBuf::from(format!("/lib/{t}")));
+        dirs.push(PathBuf::from(format!("/usr/lib/{t}")));
+    }
+    if cfg!(target_pointer_width = "64") {
+        dirs.extend([PathBuf::from("/lib64"), PathBuf::from("/usr/lib64")]);
+    }
+    dirs.extend([PathBuf::from("/lib"), PathBuf::from("/usr/lib")]);
+    let mut seen = HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
+    dirs
+}
+
+/// The files a pattern with `*` in its last component names, sorted (ld.so.conf's `include`).
+fn glob(pattern: &Path) -> Vec<PathBuf> {
+    let name = pattern.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let Some((prefix, suffix)) = name.split_once('*') else {
+        return vec![pattern.to_owned()];
+    };
+    let dir = pattern.parent().unwrap_or(Path::new("/"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    n.len() >= prefix.len() + suffix.len() && n.starts_with(prefix) && n.ends_with(suffix)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Checks the libraries and undefined symbols of the module `report` describes (its path is where
+/// `$ORIGIN` points; members of a wheel are read from `overlay`) for the process `host`, adding
+/// `library-not-found` and `undefined-symbol` refusals, or a note when the process is unknown.
+pub fn check(report: &mut Report, host: &Host, overlay: Option<&Overlay>) {
+    let Some(ev) = report.evidence.as_ref() else { return };
+    let mut found: Vec<Arc<Library>> = Vec::new();
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut missing: Vec<String> = Vec::new();
+    let mut queue: VecDeque<(String, PathBuf, Dynamic, Option<String>)> = ev
+        .dynamic
+        .needed
+        .iter()
+        .map(|n| (n.clone(), report.path.clone(), ev.dynamic.clone(), None))
+        .collect();
+    while let Some((needed, requester, dynamic, by)) = queue.pop_front() {
+        if seen.len() >= MAX_LIBRARIES {
+            break;
+        }
+        match host.find(&needed, &requester, &dynamic, overlay) {
+            Ok(lib) => {
+                if seen.insert(lib.path.clone()) {
+                    let name =
+                        lib.dynamic.soname.clone().or_else(|| file_name(&lib.path)).unwrap_or_default();
+                    for next in &lib.dynamic.needed {
+                        queue.push_back((
+                            next.clone(),
+                            lib.path.clone(),
+                            lib.dynamic.clone(),
+                            Some(name.clone()),
+                        ));
+                    }
+                    found.push(lib);
+                }
+            }
+            Err(searched) => {
+                let by = by.map_or_else(|| "the module".to_owned(), |b| format!("'{b}'"));
+                let line = format!("'{needed}' (needed by {by}) in {searched}");
+                if !missing.contains(&line) {
+                    missing.push(line);
+                }
+            }
+        }
+    }
+    let mut refusals = Vec::new();
+    if !missing.is_empty() {
+        refusals.push(Refusal::new(
+            Code::LibraryNotFound,
+            format!(
+                "every DT_NEEDED library must be found where the dynamic linker looks: expected {}, found {} nowhere",
+                missing.join("; expected "),
+                if missing.len() == 1 { "it" } else { "them" }
+            ),
+        ));
+    }
+    let not_python = |s: &&String| !(s.starts_with("Py") || s.starts_with("_Py"));
+    let candidates: Vec<&String> = ev.undefined.iter().filter(not_python).collect();
+    let undefined: Vec<&str> = candidates
+        .iter()
+        .filter(|s| !found.iter().any(|lib| lib.exports.contains(s.as_str())))
+        .filter(|s| !host.provided.as_ref().is_some_and(|p| p.contains(s.as_str())))
+        .map(|s| s.as_str())
+        .collect();
+    let mut note = None;
+    if !undefined.is_empty() {
+        let mut list = undefined.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+        if undefined.len() > SHOWN {
+            list.push_str(&format!(" and {} more", undefined.len() - SHOWN));
+        }
+        let libs = found
+            .iter()
+            .map(|l| l.dynamic.soname.clone().or_else(|| file_name(&l.path)).unwrap_or_default())
+            .collect::<Vec<_>>();
+        let libs = if libs.is_empty() { "no libraries".to_owned() } else { libs.join(", ") };
+        if host.provided.is_some() {
+            refusals.push(Refusal::new(
+                Code::UndefinedSymbol,
+                format!(
+                    "every undefined symbol must be defined by a library it needs or by the interpreter process: expected all {} non-Py* undefined symbols to resolve in its libraries ({libs}) or {}, found {} defined nowhere: {list}",
+                    candidates.len(),
+                    host.provided_by,
+                    undefined.len()
+                ),
+            ));
+        } else {
+            note = Some(format!(
+                "{} undefined symbols are defined by none of its libraries ({libs}) and were not checked against the interpreter process (no interpreter to read): {list}",
+                undefined.len()
+            ));
+        }
+    }
+    report.refusals.extend(refusals);
+    report.inconclusive.extend(note);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_and_dot_dot_resolve_lexically() {
+        assert_eq!(expand_origin("$ORIGIN/../libs", Path::new("/w/p")), "/w/p/../libs");
+        assert_eq!(expand_origin("${ORIGIN}/x", Path::new("/w")), "/w/x");
+        assert_eq!(normalize(Path::new("/w/p/../../libs/./a.so")), PathBuf::from("/libs/a.so"));
+    }
+
+    #[test]
+    fn system_dirs_include_the_defaults() {
+        let dirs = system_dirs();
+        assert!(dirs.contains(&PathBuf::from("/usr/lib")), "{dirs:?}");
+        assert!(dirs.contains(&PathBuf::from("/lib")), "{dirs:?}");
+    }
+}
