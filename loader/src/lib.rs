@@ -18,6 +18,9 @@
 //! - `file`: reading a candidate without blocking, as a read-only mapping;
 //! - `elf`: the evidence in an ELF file's headers and dynamic symbols — [`Evidence`];
 //! - `symbols`: what the target interpreter exports — [`Symbols`];
+//! - [`linkage`]: the libraries a module needs and its other undefined symbols, found as the
+//!   dynamic linker would (used by the tools: `ftshim check` and `audit`);
+//! - [`wheel`] (feature `wheel`, tools only): wheels read in memory, their tags cross-checked;
 //! - [`capi`]: the C API; [`version`]: the loader ABI version;
 //! - `describe` (feature `describe`, enabled by tools only): an interpreter from its executable;
 //! - `child` (feature `describe`): running a child process with a deadline, for the tools.
@@ -31,15 +34,18 @@ pub mod describe;
 mod elf;
 mod file;
 mod inspect;
+pub mod linkage;
 mod open;
 mod report;
 mod symbols;
 mod target;
 pub mod version;
+#[cfg(feature = "wheel")]
+pub mod wheel;
 
 pub use code::{Code, Refusal};
-pub use elf::{Evidence, FT_MARKERS, GIL_MARKERS};
-pub use inspect::{inspect, inspect_bytes, module_name};
+pub use elf::{Dynamic, Evidence, FT_MARKERS, GIL_MARKERS};
+pub use inspect::{exports_entry_point, inspect, inspect_bytes, module_name, name_tag};
 pub use open::{InitFn, Module, OpenError, PyObject, dl_text, open};
 pub use report::{Entry, Report, Verdict};
 pub use symbols::{ExportFile, Symbols};
