@@ -7,7 +7,7 @@ fn the_free_threaded_interpreter_is_free_threaded_and_runs_without_the_gil() {
     let ft = &interpreters().ft;
     assert_eq!(ft.version, (3, 13));
     assert!(ft.free_threaded, "{} is not a Py_GIL_DISABLED build", ft.executable.display());
-    assert!(ft.config.is_free_threaded());
+    assert!(ft.config().unwrap().is_free_threaded());
     assert_eq!(ft.ext_suffix, ".cpython-313t-x86_64-linux-gnu.so");
     let out = run_python(ft, &scratch("interp-ft"), &["-c", "import sys; print(sys._is_gil_enabled())"]);
     assert_eq!(

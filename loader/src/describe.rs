@@ -4,11 +4,16 @@
 //! pyo3-build-config parses that file ([`pyo3_build_config::parse_sysconfigdata`]) and builds
 //! its [`InterpreterConfig`] from it (version, free-threading, library), so no build variable is
 //! scraped from `python -c` output by hand.
+//!
+//! Both steps run a Python process (≈ 0.25 s), so the description is kept on disk (the `cache`
+//! module below) and reused while the files it came from are unchanged.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pyo3_build_config::InterpreterConfig;
+
+mod cache;
 
 use super::{Symbols, Target};
 
@@ -16,8 +21,8 @@ use super::{Symbols, Target};
 pub struct Interpreter {
     /// The executable that was described.
     pub executable: PathBuf,
-    /// pyo3-build-config's view of it.
-    pub config: InterpreterConfig,
+    /// Its `_sysconfigdata_*.py` module (what [`Interpreter::config`] parses).
+    pub sysconfigdata: PathBuf,
     /// `(major, minor)`.
     pub version: (u8, u8),
     /// `Py_GIL_DISABLED` was set at build time.
@@ -41,6 +46,24 @@ pub struct Interpreter {
 }
 
 impl Interpreter {
+    /// pyo3-build-config's view of it, parsed from its sysconfigdata (runs a Python process: not
+    /// kept in the on-disk description).
+    pub fn config(&self) -> Result<InterpreterConfig, DescribeError> {
+        let path = &self.sysconfigdata;
+        let err = |what: String| DescribeError(format!("{}: {what}", self.executable.display()));
+        let data = without_stdout(|| pyo3_build_config::parse_sysconfigdata(path))
+            .map_err(|e| err(format!("cannot parse {}: {e}", path.display())))?;
+        InterpreterConfig::from_sysconfigdata(&data)
+            .map_err(|e| err(format!("pyo3-build-config rejected {}: {e}", path.display())))
+    }
+
+    /// The process this interpreter runs modules in, for the library and symbol checks
+    /// ([`linkage`](crate::linkage)): its executable and libpython, and what they need.
+    pub fn host(&self) -> crate::linkage::Host {
+        let exe = std::fs::canonicalize(&self.executable).unwrap_or_else(|_| self.executable.clone());
+        crate::linkage::Host::interpreter(&[exe, self.exports_file.clone()])
+    }
+
     /// The loader target for this interpreter.
     pub fn target(&self) -> Target {
         Target {
@@ -71,9 +94,22 @@ print(importlib.util.find_spec(sysconfig._get_sysconfigdata_name()).origin); \
 print(sysconfig.get_path('purelib')); print(sysconfig.get_path('platlib')); \
 print(' '.join(importlib.machinery.EXTENSION_SUFFIXES))";
 
-/// Describes the interpreter at `executable` (run with `-I -B`: isolated, and writing no bytecode
-/// anywhere, so describing never changes an installation).
+/// Describes the interpreter at `executable`: from the on-disk cache when the executable, its
+/// libpython, its sysconfigdata (and a venv's `pyvenv.cfg`) are the files described before (same
+/// path, size, modification time, device and inode), else by running it ([`describe_uncached`])
+/// and storing the result. A cache that cannot be read or written is passed over silently.
 pub fn describe(executable: &Path) -> Result<Interpreter, DescribeError> {
+    if let Some(cached) = cache::load(executable) {
+        return Ok(cached);
+    }
+    let interp = describe_uncached(executable)?;
+    cache::store(&interp);
+    Ok(interp)
+}
+
+/// Describes the interpreter at `executable` by running it (with `-I -B`: isolated, and writing no
+/// bytecode anywhere, so describing never changes an installation) and pyo3-build-config.
+pub fn describe_uncached(executable: &Path) -> Result<Interpreter, DescribeError> {
     let err = |what: String| DescribeError(format!("{}: {what}", executable.display()));
     let out = Command::new(executable)
         .args(["-I", "-B", "-c", FIND_SYSCONFIGDATA])
@@ -118,12 +154,12 @@ pub fn describe(executable: &Path) -> Result<Interpreter, DescribeError> {
         site_packages,
         extension_suffixes,
         executable: executable.to_owned(),
+        sysconfigdata: PathBuf::from(&path),
         version: (v.major, v.minor),
         free_threaded,
         ext_suffix: var("EXT_SUFFIX")?,
         include_dir: PathBuf::from(var("INCLUDEPY")?),
         lib_dynload: PathBuf::from(var("DESTSHARED")?),
-        config,
     })
 }
 
