@@ -8,41 +8,12 @@ use std::time::{Duration, Instant};
 
 use ftshim_loader::child::Running;
 use ftshim_loader::describe::Interpreter;
-use ftshim_loader::{self as loader, Report, Target};
 use serde_json::{Value, json};
 
-use crate::EXIT_USAGE;
-use crate::output::{Tally, report_details, report_json};
+use crate::findings::{Findings, Imported, Module};
+use crate::output::{self, Format, report_details, wheel_details};
 use crate::target::Chosen;
-
-/// One extension module found.
-struct Entry {
-    /// Dotted name relative to the directory searched (`pkg.sub.mod`).
-    module: String,
-    /// The ABI tag in its file name (`cpython-313t-x86_64-linux-gnu`, `abi3`, `(none)`).
-    tag: String,
-    report: Report,
-    import: Option<Imported>,
-}
-
-/// What importing one module in a child interpreter did.
-struct Imported {
-    /// "ok", "error", "crashed" or "timeout".
-    status: &'static str,
-    /// `sys._is_gil_enabled()` after the import (None before 3.13).
-    gil_after: Option<bool>,
-    /// The GIL was off before the import and on after it.
-    gil_reenabled: bool,
-    error: Option<String>,
-    warnings: Vec<String>,
-    seconds: f64,
-}
-
-/// A file passed over, and why.
-struct Skipped {
-    path: PathBuf,
-    why: String,
-}
+use crate::{EXIT_NOTHING, EXIT_USAGE};
 
 /// Prints progress to stderr once the audit has taken more than a moment (1 s), at most a few
 /// times a second; on a terminal it rewrites one line and erases it at the end.
@@ -83,10 +54,10 @@ impl Progress {
     }
 }
 
-/// Runs `ftshim audit`.
+/// Runs `ftshim audit` (exit status: docs/loader.md, "Exit status").
 pub fn run(
     chosen: Result<Chosen, String>,
-    as_json: bool,
+    format: Format,
     import_timeout: Option<u64>,
     dirs: &[PathBuf],
 ) -> ExitCode {
@@ -115,102 +86,95 @@ pub fn run(
         return ExitCode::from(EXIT_USAGE);
     };
     for root in &roots {
-        if !root.is_dir() {
-            eprintln!("ftshim audit: {}: not a directory", root.display());
+        let wheel_file = root.is_file() && ftshim_loader::wheel::is_wheel(root);
+        if !root.is_dir() && !wheel_file {
+            eprintln!("ftshim audit: {}: not a directory or a wheel (.whl) file", root.display());
             return ExitCode::from(EXIT_USAGE);
         }
     }
 
     let mut progress = Progress::new();
-    let mut candidates = Vec::new();
-    let mut skipped = Vec::new();
-    let mut walk_errors = Vec::new();
-    for root in &roots {
-        walk(root, &mut Vec::new(), &mut candidates, &mut skipped, &mut walk_errors);
-    }
-    let mut entries = Vec::new();
-    let total = candidates.len();
-    for (i, (path, package)) in candidates.into_iter().enumerate() {
-        progress.tick("inspecting", i, total);
-        let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        let (tag, named) = tag_of(&file_name, &target);
-        let report = loader::inspect(&path, &target);
-        if !named {
-            // A bare `.so` (or another name with no Python tag) is an extension module only if
-            // it exports an init function; other shared libraries are passed over.
-            let has_init = report.evidence.as_ref().is_some_and(|ev| {
-                ev.exports.iter().any(|e| e.starts_with("PyInit_") || e.starts_with("PyModExport_"))
-            });
-            if !has_init {
-                skipped.push(Skipped {
-                    path,
-                    why: "no Python ABI tag in its name and no PyInit_* or PyModExport_* export: not an extension module"
-                        .into(),
-                });
-                continue;
-            }
+    let host = chosen.host();
+    let mut f = Findings::default();
+    for (i, root) in roots.iter().enumerate() {
+        progress.tick("inspecting", i, roots.len());
+        if root.is_dir() {
+            f.add_tree(root, &target, &host);
+        } else {
+            f.add_file(root, &target, &host);
         }
-        let mut module = package.clone();
-        module.push(report.module.clone());
-        entries.push(Entry { module: module.join("."), tag, report, import: None });
     }
     // `--import` conflicts with `--target` (clap), so there is an interpreter when it is given.
     if let (Some(secs), Some(interp)) = (import_timeout, chosen.interpreter()) {
-        let accepted: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].report.accepted()).collect();
+        let accepted: Vec<usize> = (0..f.modules.len())
+            .filter(|&i| f.modules[i].report.accepted() && f.modules[i].root.is_some())
+            .collect();
         for (n, &i) in accepted.iter().enumerate() {
             progress.tick("importing", n, accepted.len());
-            let e = &entries[i];
-            let imported = import_in_child(interp, &e.module, &e.report.path, Duration::from_secs(secs));
-            entries[i].import = Some(imported);
+            let imported = import_in_child(interp, &f.modules[i], Duration::from_secs(secs));
+            f.modules[i].import = Some(imported);
         }
     }
     progress.finish();
 
-    let tally = Tally::of(entries.iter().map(|e| &e.report));
-    let Tally { accepted, refused, unreadable } = tally;
-    let inconclusive = entries.iter().filter(|e| !e.report.inconclusive.is_empty()).count();
-    let imports: Vec<&Imported> = entries.iter().filter_map(|e| e.import.as_ref()).collect();
+    let t = f.tally();
+    let inconclusive = f.modules.iter().filter(|m| !m.report.inconclusive.is_empty()).count();
+    let imports: Vec<&Imported> = f.modules.iter().filter_map(|m| m.import.as_ref()).collect();
     let import_count = |s: &str| imports.iter().filter(|i| i.status == s).count();
     let gil_reenabled = imports.iter().filter(|i| i.gil_reenabled).count();
-    let import_failed = imports.len() - import_count("ok");
 
-    if as_json {
-        let doc = json!({
-            "target": chosen.json(),
-            "dirs": roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>(),
-            "modules": entries.iter().map(entry_json).collect::<Vec<_>>(),
-            "skipped": skipped.iter().map(|s| json!({"path": s.path.display().to_string(), "why": s.why})).collect::<Vec<_>>(),
-            "errors": walk_errors,
-            "summary": {
-                "modules": entries.len(),
-                "accepted": accepted,
-                "refused": refused,
-                "unreadable": unreadable,
-                "inconclusive": inconclusive,
-                "skipped": skipped.len(),
-                "imported": import_timeout.map(|_| json!({
-                    "total": imports.len(),
-                    "ok": import_count("ok"),
-                    "error": import_count("error"),
-                    "crashed": import_count("crashed"),
-                    "timeout": import_count("timeout"),
-                    "gil_reenabled": gil_reenabled,
-                })),
-            },
-        });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON values always serialise"));
-    } else {
-        print_table(&chosen, &roots, &entries, import_timeout.is_some());
-        for e in &walk_errors {
+    let doc = || {
+        output::document(
+            "audit",
+            &chosen,
+            &f,
+            "modules",
+            json!({
+                "dirs": roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>(),
+                "skipped": f
+                    .skipped
+                    .iter()
+                    .map(|s| json!({"path": s.path.display().to_string(), "why": s.why}))
+                    .collect::<Vec<_>>(),
+                "errors": f.errors,
+                "summary": {
+                    "inconclusive": inconclusive,
+                    "skipped": f.skipped.len(),
+                    "imported": import_timeout.map(|_| json!({
+                        "total": imports.len(),
+                        "ok": import_count("ok"),
+                        "error": import_count("error"),
+                        "crashed": import_count("crashed"),
+                        "timeout": import_count("timeout"),
+                        "gil_reenabled": gil_reenabled,
+                    })),
+                },
+            }),
+        )
+    };
+    if !output::print_machine(format, "audit", doc, &f) {
+        print_table(&chosen, &roots, &f, import_timeout.is_some());
+        for e in &f.errors {
             println!("error: {e}");
         }
+        let dirs = roots.len();
         println!(
-            "\naudited {} extension modules in {} {}: {accepted} accepted, {refused} refused, {unreadable} unreadable ({inconclusive} with inconclusive notes); skipped {} other shared libraries",
-            entries.len(),
-            roots.len(),
-            if roots.len() == 1 { "directory" } else { "directories" },
-            skipped.len()
+            "\naudited {} extension modules in {dirs} {}: {} accepted, {} refused, {} unreadable ({inconclusive} with inconclusive notes); skipped {} other shared libraries",
+            f.modules.len(),
+            if dirs == 1 { "directory" } else { "directories" },
+            t.accepted,
+            t.refused,
+            t.unreadable,
+            f.skipped.len()
         );
+        if !f.wheels.is_empty() {
+            println!(
+                "{} wheels: {} refused, {} unreadable",
+                f.wheels.len(),
+                t.wheels_refused,
+                t.wheels_unreadable
+            );
+        }
         if import_timeout.is_some() {
             println!(
                 "imported {} accepted modules in child interpreters: {} ok, {} import errors, {} crashed, {} timed out; GIL re-enabled by {gil_reenabled}",
@@ -222,83 +186,18 @@ pub fn run(
             );
         }
     }
-    tally.exit_code(!walk_errors.is_empty(), import_failed > 0 || gil_reenabled > 0)
-}
-
-/// Collects files under `dir` whose names end in `.so`, with their package path. Symbolic links
-/// to directories are not followed (no loops); `__pycache__` is skipped.
-fn walk(
-    dir: &Path,
-    package: &mut Vec<String>,
-    out: &mut Vec<(PathBuf, Vec<String>)>,
-    skipped: &mut Vec<Skipped>,
-    errors: &mut Vec<String>,
-) {
-    let mut entries = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(Result::ok).collect::<Vec<_>>(),
-        Err(e) => {
-            errors.push(format!("{}: cannot list: {e}", dir.display()));
-            return;
-        }
-    };
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Ok(kind) = entry.file_type() else { continue };
-        if kind.is_dir() {
-            if name != "__pycache__" {
-                package.push(name);
-                walk(&path, package, out, skipped, errors);
-                package.pop();
-            }
-        } else if name.ends_with(".so") && name.contains('.') {
-            if kind.is_symlink() && path.is_dir() {
-                skipped.push(Skipped { path, why: "symbolic link to a directory: not followed".into() });
-            } else {
-                out.push((path, package.clone()));
-            }
-        }
+    let code = f.exit_code(!f.errors.is_empty());
+    if code == EXIT_NOTHING {
+        eprintln!(
+            "ftshim audit: nothing to audit: no extension modules in {}",
+            roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
     }
+    ExitCode::from(code)
 }
 
-/// The tag in a file name (between the module name and `.so`) and whether the name carries a
-/// Python ABI tag at all (an `EXT_SUFFIX`, `abi3`, `cpython-*` or `pypy*`).
-fn tag_of(file_name: &str, target: &Target) -> (String, bool) {
-    let tail = file_name.find('.').map_or("", |i| &file_name[i..]);
-    if tail == ".so" {
-        return ("(none)".to_owned(), false);
-    }
-    let tag = tail.strip_prefix('.').and_then(|t| t.strip_suffix(".so")).unwrap_or(tail).to_owned();
-    let named = tail == target.ext_suffix
-        || tag == "abi3"
-        || tag == "abi3t"
-        || tag.starts_with("abi3-")
-        || tag.starts_with("abi3t-")
-        || tag.starts_with("cpython-")
-        || tag.starts_with("pypy");
-    (tag, named)
-}
-
-fn entry_json(e: &Entry) -> Value {
-    let mut v = report_json(&e.report);
-    v["module"] = json!(e.module);
-    v["tag"] = json!(e.tag);
-    v["import"] = match &e.import {
-        None => Value::Null,
-        Some(i) => json!({
-            "status": i.status,
-            "gil_enabled_after": i.gil_after,
-            "gil_reenabled": i.gil_reenabled,
-            "error": i.error,
-            "warnings": i.warnings,
-            "seconds": i.seconds,
-        }),
-    };
-    v
-}
-
-fn print_table(chosen: &Chosen, roots: &[PathBuf], entries: &[Entry], imported: bool) {
+fn print_table(chosen: &Chosen, roots: &[PathBuf], f: &Findings, imported: bool) {
+    let entries = &f.modules;
     println!("{}", chosen.line());
     for root in roots {
         println!("searched: {}", root.display());
@@ -313,8 +212,7 @@ fn print_table(chosen: &Chosen, roots: &[PathBuf], entries: &[Entry], imported: 
             } else {
                 e.report.refusals.iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(", ")
             };
-            let mut row =
-                vec![e.module.clone(), e.tag.clone(), e.report.verdict().as_str().to_owned(), reason];
+            let mut row = vec![e.name.clone(), e.tag.clone(), e.report.verdict().as_str().to_owned(), reason];
             if imported {
                 let (status, gil) = match &e.import {
                     None => ("-".to_owned(), "-".to_owned()),
@@ -359,7 +257,7 @@ fn print_table(chosen: &Chosen, roots: &[PathBuf], entries: &[Entry], imported: 
     for row in &rows {
         println!("{}", line(row));
     }
-    let noteworthy: Vec<&Entry> = entries
+    let noteworthy: Vec<&Module> = entries
         .iter()
         .filter(|e| {
             !e.report.refusals.is_empty()
@@ -371,7 +269,7 @@ fn print_table(chosen: &Chosen, roots: &[PathBuf], entries: &[Entry], imported: 
         println!("\ndetails:");
     }
     for e in noteworthy {
-        print!("{}:\n{}", e.module, report_details(&e.report));
+        print!("{}:\n{}", e.name, report_details(&e.report));
         if let Some(i) = &e.import {
             if let Some(err) = &i.error {
                 println!("  (import) {err}");
@@ -381,15 +279,44 @@ fn print_table(chosen: &Chosen, roots: &[PathBuf], entries: &[Entry], imported: 
             }
         }
     }
+    for (i, w) in f.wheels.iter().enumerate() {
+        if i == 0 {
+            println!("\nwheels:");
+        }
+        let modules = f.modules.iter().filter(|m| m.wheel == Some(i)).count();
+        print!("{}", wheel_details(w, modules));
+    }
+    if !f.distributions.is_empty() || f.modules.iter().any(|m| m.distribution.is_none()) {
+        println!("\ndistributions:");
+    }
+    for (i, d) in f.distributions.iter().enumerate() {
+        let n = f.modules.iter().filter(|m| m.distribution == Some(i)).count();
+        let failed = f.modules.iter().filter(|m| m.distribution == Some(i) && m.failed()).count();
+        println!(
+            "  {} {}: {} ({n} extension modules, {failed} refused or failed)",
+            d.name,
+            d.version,
+            f.distribution_verdict(i)
+        );
+    }
+    for m in f.modules.iter().filter(|m| m.distribution.is_none()) {
+        let verdict =
+            if m.failed() && m.report.accepted() { "import-failed" } else { m.report.verdict().as_str() };
+        println!("  (no distribution) {}: {verdict}", m.name);
+    }
 }
 
-/// Loads exactly `path` as module `name` in a fresh child interpreter (`-B`: no bytecode written)
-/// and reports the GIL state before and after, every warning, and any error. Runs with `-I` (no
+/// Imports module `name` through its package — its search root first on `sys.path`, its
+/// top-level package imported first — in a fresh child interpreter (`-B`: no bytecode written),
+/// checks that the module imported is the file at `path`, and reports the GIL state before and
+/// after, every warning, and any error. Runs with `-I` (no
 /// user site, no PYTHON* variables) and without `PYTHON_GIL`, so the GIL state is the one the
 /// module leaves.
 const IMPORT_CHILD: &str = include_str!("audit/import_child.py");
 
-fn import_in_child(interp: &Interpreter, name: &str, path: &Path, timeout: Duration) -> Imported {
+fn import_in_child(interp: &Interpreter, module: &Module, timeout: Duration) -> Imported {
+    let (name, path) = (&module.name, &module.report.path);
+    let root = module.root.as_deref().unwrap_or(Path::new("."));
     let start = Instant::now();
     let failed = |status, error: String| Imported {
         status,
@@ -400,7 +327,7 @@ fn import_in_child(interp: &Interpreter, name: &str, path: &Path, timeout: Durat
         seconds: start.elapsed().as_secs_f64(),
     };
     let mut cmd = Command::new(&interp.executable);
-    cmd.args(["-I", "-B"]).arg("-c").arg(IMPORT_CHILD).arg(name).arg(path).env_remove("PYTHON_GIL");
+    cmd.args(["-I", "-B"]).arg("-c").arg(IMPORT_CHILD).arg(name).arg(root).arg(path).env_remove("PYTHON_GIL");
     // Both pipes are drained while the child runs, so a chatty module cannot block on a full pipe.
     let running = match Running::spawn(&mut cmd) {
         Ok(r) => r,

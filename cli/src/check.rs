@@ -1,17 +1,17 @@
-//! `ftshim check`: inspect the given files for the target interpreter.
+//! `ftshim check`: inspect the given files (modules and wheels) for the target interpreter.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ftshim_loader as loader;
 use serde_json::json;
 
 use crate::EXIT_USAGE;
-use crate::output::{Tally, report_details, report_json, verdict_word};
+use crate::findings::Findings;
+use crate::output::{self, Format, report_details, verdict_word, wheel_details};
 use crate::target::Chosen;
 
-/// Runs `ftshim check`. Exit: 0 all accepted, 1 any refused, 2 usage error or any file unreadable.
-pub fn run(chosen: Result<Chosen, String>, as_json: bool, paths: &[PathBuf]) -> ExitCode {
+/// Runs `ftshim check` (exit status: docs/loader.md, "Exit status").
+pub fn run(chosen: Result<Chosen, String>, format: Format, paths: &[PathBuf]) -> ExitCode {
     let interp = match chosen {
         Ok(i) => i,
         Err(e) => {
@@ -20,28 +20,50 @@ pub fn run(chosen: Result<Chosen, String>, as_json: bool, paths: &[PathBuf]) -> 
         }
     };
     let target = interp.target();
-    let reports: Vec<loader::Report> = paths.iter().map(|p| loader::inspect(p, &target)).collect();
-    let tally = Tally::of(&reports);
-    let Tally { accepted, refused, unreadable } = tally;
-    if as_json {
-        let doc = json!({
-            "target": interp.json(),
-            "files": reports.iter().map(report_json).collect::<Vec<_>>(),
-            "summary": {"accepted": accepted, "refused": refused, "unreadable": unreadable},
-        });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON values always serialise"));
-    } else {
+    let host = interp.host();
+    let mut f = Findings::default();
+    for p in paths {
+        f.add_file(p, &target, &host);
+    }
+    let t = f.tally();
+    let doc = || output::document("check", &interp, &f, "files", json!({}));
+    if !output::print_machine(format, "check", doc, &f) {
         println!("{}", interp.line());
-        for report in &reports {
-            let word = verdict_word(report.verdict());
-            print!("{word} {}\n{}", report.path.display(), report_details(report));
+        for (i, w) in f.wheels.iter().enumerate() {
+            let modules = f.modules.iter().filter(|m| m.wheel == Some(i)).count();
+            print!("{}", wheel_details(w, modules));
         }
-        println!("{accepted} accepted, {refused} refused, {unreadable} unreadable");
+        for m in &f.modules {
+            let word = verdict_word(m.report.verdict());
+            print!("{word} {}\n{}", m.report.path.display(), report_details(&m.report));
+        }
+        print!("{} accepted, {} refused, {} unreadable", t.accepted, t.refused, t.unreadable);
+        if !f.wheels.is_empty() {
+            print!(
+                "; {} wheels: {} refused, {} unreadable",
+                f.wheels.len(),
+                t.wheels_refused,
+                t.wheels_unreadable
+            );
+        }
+        println!();
     }
-    for report in reports.iter().filter(|r| r.io_failed()) {
-        for r in report.refusals.iter().filter(|r| r.code.is_io()) {
-            eprintln!("ftshim check: [{}] {}", r.code, report.about(&r.message));
+    for m in f.modules.iter().filter(|m| m.report.io_failed()) {
+        for r in m.report.refusals.iter().filter(|r| r.code.is_io()) {
+            eprintln!("ftshim check: [{}] {}", r.code, m.report.about(&r.message));
         }
     }
-    tally.exit_code(false, false)
+    for w in &f.wheels {
+        for r in w.refusals.iter().filter(|r| r.code.is_io()) {
+            eprintln!("ftshim check: [{}] {}", r.code, w.about(&r.message));
+        }
+    }
+    let code = f.exit_code(false);
+    if code == crate::EXIT_NOTHING {
+        eprintln!(
+            "ftshim check: nothing to check: no extension modules in {}",
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    ExitCode::from(code)
 }

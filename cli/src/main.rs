@@ -3,11 +3,13 @@
 //!
 //! Exit status of `check` and `audit`: 0 everything accepted, 1 anything refused (for `audit
 //! --import`, also: an import failed, crashed, timed out or re-enabled the GIL), 2 usage error or
-//! I/O error (including any file whose bytes could not be read, which wins over 1). A closed
-//! output pipe ends the command by SIGPIPE (status 141 in a shell), never with a panic.
+//! I/O error (including any file whose bytes could not be read, which wins over 1), 3 nothing to
+//! check (no extension module in what was given). A closed output pipe ends the command by
+//! SIGPIPE (status 141 in a shell), never with a panic.
 
 mod audit;
 mod check;
+mod findings;
 mod guard;
 mod output;
 mod target;
@@ -18,6 +20,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ftshim_loader::describe;
 
+use crate::output::Format;
 use crate::target::{Chosen, Named};
 
 #[derive(Parser)]
@@ -33,29 +36,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Inspect extension module files (no code in them runs) and say whether the target
-    /// interpreter may load each one. Exit 0: all accepted; 1: any refused; 2: usage or I/O
-    /// error (a file that cannot be read).
+    /// Inspect extension module files and wheels (no code in them runs; wheels are read in
+    /// memory) and say whether the target interpreter may load each module. Exit 0: all
+    /// accepted; 1: any refused; 2: usage or I/O error (a file that cannot be read); 3: no
+    /// extension module in the files given.
     Check {
         #[command(flatten)]
         against: Against,
-        /// Print one JSON document instead of text.
-        #[arg(long)]
-        json: bool,
-        /// Extension module files to check.
+        #[command(flatten)]
+        format: FormatArgs,
+        /// Extension module files and wheels (.whl) to check.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
-    /// Inspect every extension module under the directories (default: the interpreter's
-    /// lib-dynload and site-packages) and print a table and a summary. Exit 0: all accepted
-    /// (and, with --import, all imported with the GIL still off); 1: anything refused or failed;
-    /// 2: usage or I/O error.
+    /// Inspect every extension module and wheel under the directories (default: the
+    /// interpreter's lib-dynload and site-packages, grouped by installed distribution) and print
+    /// a table and a summary. Exit 0: all accepted (and, with --import, all imported with the GIL
+    /// still off); 1: anything refused or failed; 2: usage or I/O error; 3: no extension module.
     Audit {
         #[command(flatten)]
         against: Against,
-        /// Print one JSON document instead of the table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArgs,
         /// Also import each accepted module in a child interpreter and report import errors and
         /// whether the GIL stayed disabled (the Py_mod_gil question). Needs a real interpreter:
         /// not with --target.
@@ -64,7 +66,7 @@ enum Command {
         /// Seconds each --import child may take before it is killed.
         #[arg(long, value_name = "SECS", default_value_t = 30)]
         timeout: u64,
-        /// Directories to search (recursively).
+        /// Directories to search (recursively), or wheel files.
         #[arg(value_name = "DIR")]
         dirs: Vec<PathBuf>,
     },
@@ -91,6 +93,23 @@ struct Against {
     /// CPython of that version and build, whose exports the undefined symbols must resolve in.
     #[arg(long, value_name = "PATH", requires = "target")]
     exports: Option<PathBuf>,
+}
+
+/// `--format`, and `--json` (its alias for `--format json`).
+#[derive(clap::Args)]
+struct FormatArgs {
+    /// Output format: text, json (schema in docs/loader.md), sarif (2.1.0) or junit (XML).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
+}
+
+impl FormatArgs {
+    fn chosen(&self) -> Format {
+        if self.json { Format::Json } else { self.format }
+    }
 }
 
 #[derive(Subcommand)]
@@ -125,6 +144,8 @@ enum GuardAction {
 pub const EXIT_REFUSED: u8 = 1;
 /// Exit status 2: usage or I/O error.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit status 3: nothing to check (no extension module in the files or directories given).
+pub const EXIT_NOTHING: u8 = 3;
 
 fn main() -> ExitCode {
     // Rust ignores SIGPIPE, so printing to a closed pipe (`ftshim audit | head -1`) would panic
@@ -133,9 +154,9 @@ fn main() -> ExitCode {
     // SAFETY: called first, before any thread exists; SIG_DFL is a valid disposition.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     match Cli::parse().command {
-        Command::Check { against, json, paths } => check::run(chosen(against), json, &paths),
-        Command::Audit { against, json, import, timeout, dirs } => {
-            audit::run(chosen(against), json, import.then_some(timeout), &dirs)
+        Command::Check { against, format, paths } => check::run(chosen(against), format.chosen(), &paths),
+        Command::Audit { against, format, import, timeout, dirs } => {
+            audit::run(chosen(against), format.chosen(), import.then_some(timeout), &dirs)
         }
         Command::Guard { action } => match action {
             GuardAction::Install { python, loader_lib } => guard::install(&python, loader_lib),

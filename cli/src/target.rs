@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use ftshim_loader::describe::Interpreter;
+use ftshim_loader::linkage::Host;
 use ftshim_loader::{ProcessTargetError, Symbols, Target, derive_ext_suffix};
 use serde_json::{Value, json};
 
@@ -100,6 +101,16 @@ impl Chosen {
         match self {
             Chosen::Described(interp) => interp.target(),
             Chosen::Named { target, .. } => target.clone(),
+        }
+    }
+
+    /// The process modules are loaded into, for the library and symbol checks: the described
+    /// interpreter's; for `--target`, the `--exports` file's (or unknown without it).
+    pub fn host(&self) -> Host {
+        match self {
+            Chosen::Described(interp) => interp.host(),
+            Chosen::Named { exports: Some(path), .. } => Host::interpreter(std::slice::from_ref(path)),
+            Chosen::Named { exports: None, .. } => Host::unknown(),
         }
     }
 
