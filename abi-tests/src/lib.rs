@@ -7,6 +7,7 @@
 //! - [`run`]: Python drivers, the `ftshim` CLI and any command under a time limit (all on
 //!   [`ftshim_loader::child`]), and private virtual environments;
 //! - [`corpus`]: the loader's corpus of accepted and refused files;
+//! - [`pypi`]: real wheels from PyPI, cached outside the repository and pinned;
 //! - here: the workspace's paths, scratch directories and directory snapshots.
 //!
 //! The names tests use are re-exported at the top.
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub mod build;
 pub mod corpus;
 pub mod interpreters;
+pub mod pypi;
 mod record;
 pub mod run;
 
