@@ -19,7 +19,8 @@ pub struct Wheel {
     pub sha256: &'static str,
     /// The requirement given to pip (`numpy==2.4.6`).
     pub requirement: &'static str,
-    /// `--python-version`, `--abi` and `--platform` for `pip download`.
+    /// `--python-version`, `--abi` and `--platform` for `pip download` (`abi` and `platform` may
+    /// list several, comma-separated: one flag each).
     pub python_version: &'static str,
     /// See `python_version`.
     pub abi: &'static str,
@@ -77,6 +78,104 @@ pub const NUMPY_CP313: Wheel = Wheel {
     platform: "manylinux_2_17_x86_64",
 };
 
+/// Wheels for `make bench`'s audit of a directory of 20 wheels: 16 from PyPI for free-threaded
+/// 3.13 (binary, abi3 and pure ones), with numpy 2.4.6, the GIL numpy 2.2.6 and two of
+/// cryptography 50.0.2's wheels added by the bench.
+pub const BENCH_WHEELS: &[Wheel] = &{
+    const fn w(file: &'static str, sha256: &'static str, requirement: &'static str) -> Wheel {
+        Wheel {
+            file,
+            sha256,
+            requirement,
+            python_version: "3.13",
+            abi: "cp313t,abi3",
+            platform: "manylinux_2_28_x86_64,manylinux_2_17_x86_64",
+        }
+    }
+    [
+        w(
+            "charset_normalizer-3.5.2-cp37-abi3-manylinux1_x86_64.manylinux_2_28_x86_64.manylinux_2_5_x86_64.whl",
+            "1c50fe28bbc2ced33386f298650d91218076c05420e6cbd790b913adc41659e7",
+            "charset-normalizer==3.5.2",
+        ),
+        w(
+            "contourpy-1.3.3-cp313-cp313t-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+            "50ed930df7289ff2a8d7afeb9603f8289e5704755c7e5c3bbd929c90c817164b",
+            "contourpy==1.3.3",
+        ),
+        w(
+            "coverage-7.17.3-py3-none-any.whl",
+            "21745c08f2835b847a16887b748d3084dddeb0571ae2a0d62e33644413568b99",
+            "coverage==7.17.3",
+        ),
+        w(
+            "frozenlist-1.8.0-cp313-cp313t-manylinux1_x86_64.manylinux_2_28_x86_64.manylinux_2_5_x86_64.whl",
+            "b3210649ee28062ea6099cfda39e147fa1bc039583c8ee4481cb7811e2448c51",
+            "frozenlist==1.8.0",
+        ),
+        w(
+            "kiwisolver-1.5.0-cp313-cp313t-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+            "4432b835675f0ea7414aab3d37d119f7226d24869b7a829caeab49ebda407b0c",
+            "kiwisolver==1.5.0",
+        ),
+        w(
+            "markupsafe-3.0.3-cp313-cp313t-manylinux2014_x86_64.manylinux_2_17_x86_64.manylinux_2_28_x86_64.whl",
+            "8709b08f4a89aa7586de0aadc8da56180242ee0ada3999749b183aa23df95025",
+            "markupsafe==3.0.3",
+        ),
+        w(
+            "multidict-7.2.1-py3-none-any.whl",
+            "08ea94663d9e7c25d14d78222f7aee906c472d4837766bec62477c38f6e419dc",
+            "multidict==7.2.1",
+        ),
+        w(
+            "pillow-12.2.0-cp313-cp313t-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+            "efd8c21c98c5cc60653bcb311bef2ce0401642b7ce9d09e03a7da87c878289d4",
+            "pillow==12.2.0",
+        ),
+        w(
+            "propcache-0.5.4-py3-none-any.whl",
+            "62c60aec739ed00124573cce1178138fd690c7676352d67a37328c1cf51d7468",
+            "propcache==0.5.4",
+        ),
+        w(
+            "psutil-7.2.2-cp313-cp313t-manylinux2010_x86_64.manylinux_2_12_x86_64.manylinux_2_28_x86_64.whl",
+            "1a571f2330c966c62aeda00dd24620425d4b0cc86881c89861fbc04549e5dc63",
+            "psutil==7.2.2",
+        ),
+        w(
+            "pydantic_core-2.41.4-cp313-cp313t-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "d25e97bc1f5f8f7985bdc2335ef9e73843bb561eb1fa6831fdfc295c1c2061cf",
+            "pydantic-core==2.41.4",
+        ),
+        w(
+            "rpds_py-2026.5.1-cp313-cp313t-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "27b74c10ed6a8f190f4287f53bcfea348b92a84a9c9f70d30183d1e6172d580d",
+            "rpds-py==2026.5.1",
+        ),
+        w(
+            "tornado-6.6.1-cp311-abi3-manylinux1_x86_64.manylinux_2_28_x86_64.manylinux_2_5_x86_64.whl",
+            "1b6ff57cc69b339f8feb9e7b567b0e0eacb16bfaf234159496623ef7a67ba640",
+            "tornado==6.6.1",
+        ),
+        w(
+            "wrapt-2.5.2-py3-none-any.whl",
+            "61eb54e9540ea522c2c4752a57549a83d3c67e6704ed708403d28e067aaf90f0",
+            "wrapt==2.5.2",
+        ),
+        w(
+            "xxhash-3.8.2-cp313-cp313t-manylinux2014_x86_64.manylinux_2_17_x86_64.manylinux_2_28_x86_64.whl",
+            "091076b3ac54ad684aa8ed46fb22e4610ba816ae97bf056453a96a45b57b800c",
+            "xxhash==3.8.2",
+        ),
+        w(
+            "yarl-1.25.1-py3-none-any.whl",
+            "681c758b0490f9e96b78e5fa8e8dc6e648e9185bb6eaebe73183c33ea0c445f3",
+            "yarl==1.25.1",
+        ),
+    ]
+};
+
 /// `wheels/` under the cache `scripts/setup.sh` recorded.
 pub fn cache_dir() -> PathBuf {
     interpreters().cache_dir.join("wheels")
@@ -90,10 +189,19 @@ pub fn fetch(wheel: &Wheel) -> PathBuf {
     if !path.is_file() {
         std::fs::create_dir_all(&cache).unwrap_or_else(|e| panic!("cannot create {}: {e}", cache.display()));
         let mut pip = Command::new(python);
-        pip.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-cache-dir"])
-            .args(["--platform", wheel.platform, "--implementation", "cp"])
-            .args(["--python-version", wheel.python_version, "--abi", wheel.abi, wheel.requirement, "-d"])
-            .arg(&cache);
+        pip.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-cache-dir"]).args([
+            "--implementation",
+            "cp",
+            "--python-version",
+            wheel.python_version,
+        ]);
+        for platform in wheel.platform.split(',') {
+            pip.args(["--platform", platform]);
+        }
+        for abi in wheel.abi.split(',') {
+            pip.args(["--abi", abi]);
+        }
+        pip.args([wheel.requirement, "-d"]).arg(&cache);
         let out = output_within(&mut pip, Duration::from_secs(300), "pip download");
         assert!(
             out.status.success() && path.is_file(),

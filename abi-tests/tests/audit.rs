@@ -97,6 +97,8 @@ fn sample(dir: &Path) -> PathBuf {
     build_c_source("raises", RAISES_SOURCE, &all.ft, &root);
     let gil = build_extension("counter", &all.gil313, &mkdir(dir.join("gil-build")));
     std::fs::copy(gil, root.join("bad").join(counter.file_name().unwrap())).unwrap();
+    // Its libftshim.so.1 beside it ($ORIGIN), so it is refused for its build only.
+    std::fs::copy(root.join("libftshim.so.1"), root.join("bad/libftshim.so.1")).unwrap();
     let plain = build_c_source(
         "plain",
         "int plain_answer(void);\nint plain_answer(void) { return 42; }\n",
@@ -200,6 +202,9 @@ fn a_directory_that_does_not_exist_is_a_usage_error() {
     let (code, stdout, stderr) =
         audit(&["--python".as_ref(), ft.executable.as_os_str(), missing.as_os_str()]);
     assert_eq!(code, 2, "{stdout}");
-    assert_eq!(stderr, format!("ftshim audit: {}: not a directory\n", missing.display()));
+    assert_eq!(
+        stderr,
+        format!("ftshim audit: {}: not a directory or a wheel (.whl) file\n", missing.display())
+    );
     assert_eq!(stdout, "");
 }

@@ -190,7 +190,7 @@ impl Findings {
             linkage::check(&mut report, host, None);
             let mut dotted = package.clone();
             dotted.push(report.module.clone());
-            let distribution = records.get(&normalize(&path)).copied();
+            let distribution = records.get(&normalize(&path)).map(|(n, v)| self.distribution(n, v));
             self.push(dotted.join("."), tag, report, Some(root.to_owned()), None);
             if let Some(last) = self.modules.last_mut() {
                 last.distribution = distribution;
@@ -198,8 +198,9 @@ impl Findings {
         }
     }
 
-    /// The files each `*.dist-info/RECORD` directly in `root` lists, to their distribution.
-    fn records(&mut self, root: &Path) -> HashMap<PathBuf, usize> {
+    /// The files each `*.dist-info/RECORD` directly in `root` lists, to their distribution's name
+    /// and version.
+    fn records(&self, root: &Path) -> HashMap<PathBuf, (String, String)> {
         let mut map = HashMap::new();
         let Ok(entries) = std::fs::read_dir(root) else { return map };
         let mut infos: Vec<PathBuf> = entries
@@ -212,10 +213,9 @@ impl Findings {
             let Ok(record) = std::fs::read_to_string(info.join("RECORD")) else { continue };
             let stem = info.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let (name, version) = stem.split_once('-').unwrap_or((stem.as_str(), ""));
-            let index = self.distribution(name, version);
             for line in record.lines() {
-                if let Some(file) = record_path(line) {
-                    map.insert(normalize(&root.join(file)), index);
+                if let Some(file) = record_path(line).filter(|f| f.ends_with(".so")) {
+                    map.insert(normalize(&root.join(file)), (name.to_owned(), version.to_owned()));
                 }
             }
         }

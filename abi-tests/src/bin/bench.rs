@@ -4,12 +4,20 @@
 //!    the native primitive measured in the same run.
 //! 2. Instructions: the same loops under `valgrind --tool=callgrind`, inclusive instruction count
 //!    per iteration (repeatable where wall time is noisy).
+//! 3. The `ftshim` command: a warm `ftshim check` of one file (interpreter description cached on
+//!    disk) and `ftshim audit` of a directory of 20 wheels, numpy's among them (bars: 50 ms and
+//!    2 s). `ftshim-bench cli` runs only this part.
 
 use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
 
+use std::time::{Duration, Instant};
+
+use ftshim_abi_tests::pypi::{
+    self, BENCH_WHEELS, CRYPTOGRAPHY_ABI3, CRYPTOGRAPHY_CP314T, NUMPY_CP313, NUMPY_CP313T,
+};
 use ftshim_abi_tests::{
-    BuildOptions, build_module, interpreters, parse_kv, run_python, scratch, workspace_root,
+    BuildOptions, artifacts, build_module, interpreters, parse_kv, run_python, scratch, workspace_root,
 };
 
 const WALL_N: &str = "5000000";
@@ -28,6 +36,10 @@ const PAIRS: &[(&str, &str, bool)] = &[
 const BAR: f64 = 1.05;
 
 fn main() -> ExitCode {
+    let cli = cli_speed();
+    if std::env::args().nth(1).as_deref() == Some("cli") {
+        return ExitCode::SUCCESS;
+    }
     let ft = &interpreters().ft;
     let dir = scratch("bench");
     let src = workspace_root().join("abi-tests/bench/ftbench.c");
@@ -67,7 +79,7 @@ fn main() -> ExitCode {
     match callgrind(ft, &dir, script) {
         Ok(ir) => {
             let contention = contention();
-            match write_json(ft, &ns, &ir, &contention) {
+            match write_json(ft, &ns, &ir, &contention, &cli) {
                 Ok(path) => println!("  (results: {})", path.display()),
                 Err(e) => {
                     eprintln!("writing the results: {e}");
@@ -101,6 +113,7 @@ fn write_json(
     ns: &BTreeMap<String, f64>,
     ir: &BTreeMap<String, f64>,
     contention: &[serde_json::Value],
+    cli: &serde_json::Value,
 ) -> Result<std::path::PathBuf, String> {
     let text = |cmd: &mut Command| {
         cmd.output()
@@ -134,6 +147,7 @@ fn write_json(
         "callgrind_iterations": CALLGRIND_N,
         "pairs": pairs,
         "contention": contention,
+        "cli": cli,
         "refcount_2_threads_ns": {
             "mortal": ns["refcount_shared_2threads"],
             "immortal": ns["refcount_immortal_2threads"],
@@ -240,4 +254,74 @@ fn callgrind(
         }
     }
     Ok(ir)
+}
+
+/// Runs the `ftshim` CLI with `args` `runs` times (after one untimed run that warms the describe
+/// cache and the page cache); returns the sorted wall times.
+fn time_cli(args: &[&std::ffi::OsStr], runs: usize, ok: &[i32]) -> Vec<Duration> {
+    let run = || {
+        let start = Instant::now();
+        let out = Command::new(&artifacts().cli).args(args).output().expect("run ftshim");
+        let elapsed = start.elapsed();
+        let code = out.status.code().unwrap_or(-1);
+        assert!(
+            ok.contains(&code),
+            "ftshim {args:?} exited {code}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        elapsed
+    };
+    run();
+    let mut times: Vec<Duration> = (0..runs).map(|_| run()).collect();
+    times.sort();
+    times
+}
+
+/// The `ftshim` command's speed: a warm `check` of one file (bar 50 ms) and an `audit` of a
+/// directory of 20 wheels (bar 2 s), median and best of several runs.
+fn cli_speed() -> serde_json::Value {
+    let ft = &interpreters().ft;
+    let py = ft.executable.as_os_str();
+    let module = ft.lib_dynload.join(format!("_json{}", ft.ext_suffix));
+    let check = time_cli(&["check".as_ref(), "--python".as_ref(), py, module.as_os_str()], 21, &[0]);
+
+    let dir = scratch("bench-wheels");
+    let mut wheels: Vec<&pypi::Wheel> = BENCH_WHEELS.iter().collect();
+    wheels.extend([&NUMPY_CP313T, &NUMPY_CP313, &CRYPTOGRAPHY_CP314T, &CRYPTOGRAPHY_ABI3]);
+    for w in &wheels {
+        let cached = pypi::fetch(w);
+        std::fs::copy(&cached, dir.join(w.file)).expect("copy a wheel");
+    }
+    let bytes: u64 =
+        wheels.iter().map(|w| std::fs::metadata(dir.join(w.file)).map(|m| m.len()).unwrap_or(0)).sum();
+    let audit = time_cli(&["audit".as_ref(), "--python".as_ref(), py, dir.as_os_str()], 5, &[0, 1]);
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let bar = |d: Duration, limit: f64| if ms(d) <= limit { "within" } else { "OVER" };
+    let (check_med, audit_med) = (check[check.len() / 2], audit[audit.len() / 2]);
+    println!(
+        "
+ftshim command, wall time (describe cache warm)"
+    );
+    println!(
+        "  check of one file ({}): median {:.1} ms, best {:.1} ms over {} runs ({} the 50 ms bar)",
+        module.display(),
+        ms(check_med),
+        ms(check[0]),
+        check.len(),
+        bar(check_med, 50.0)
+    );
+    println!(
+        "  audit of {} wheels ({:.1} MB, numpy 2.4.6 and 2.2.6 among them): median {:.0} ms, best {:.0} ms over {} runs ({} the 2 s bar)",
+        wheels.len(),
+        bytes as f64 / 1e6,
+        ms(audit_med),
+        ms(audit[0]),
+        audit.len(),
+        bar(audit_med, 2000.0)
+    );
+    serde_json::json!({
+        "check_one_file_ms": {"median": ms(check_med), "best": ms(check[0]), "runs": check.len()},
+        "audit_20_wheels_ms": {"median": ms(audit_med), "best": ms(audit[0]), "runs": audit.len(), "wheels": wheels.len(), "bytes": bytes},
+    })
 }
