@@ -168,12 +168,7 @@ pub fn run(
             f.skipped.len()
         );
         if !f.wheels.is_empty() {
-            println!(
-                "{} wheels: {} refused, {} unreadable",
-                f.wheels.len(),
-                t.wheels_refused,
-                t.wheels_unreadable
-            );
+            println!("{}", t.wheels_line(f.wheels.len()));
         }
         if import_timeout.is_some() {
             println!(

@@ -39,12 +39,7 @@ pub fn run(chosen: Result<Chosen, String>, format: Format, paths: &[PathBuf]) ->
         }
         print!("{} accepted, {} refused, {} unreadable", t.accepted, t.refused, t.unreadable);
         if !f.wheels.is_empty() {
-            print!(
-                "; {} wheels: {} refused, {} unreadable",
-                f.wheels.len(),
-                t.wheels_refused,
-                t.wheels_unreadable
-            );
+            print!("; {}", t.wheels_line(f.wheels.len()));
         }
         println!();
     }

@@ -3,9 +3,9 @@
 //! they belong to, and what was passed over.
 
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use ftshim_loader::linkage::{self, Host};
+use ftshim_loader::linkage::{self, Host, normalize};
 use ftshim_loader::wheel::{self, Wheel};
 use ftshim_loader::{self as loader, Report, Target, Verdict};
 
@@ -97,6 +97,13 @@ pub struct Tally {
     pub wheels_refused: usize,
     /// Wheels that could not be read at all.
     pub wheels_unreadable: usize,
+}
+
+impl Tally {
+    /// `N wheels: N refused, N unreadable` (the text outputs' wheel summary).
+    pub fn wheels_line(&self, wheels: usize) -> String {
+        format!("{wheels} wheels: {} refused, {} unreadable", self.wheels_refused, self.wheels_unreadable)
+    }
 }
 
 impl Findings {
@@ -295,21 +302,6 @@ fn record_path(line: &str) -> Option<String> {
         return None;
     }
     line.split(',').next().filter(|p| !p.is_empty()).map(str::to_owned)
-}
-
-/// `path` with `.` and `..` resolved lexically.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// Collects files under `dir` whose names end in `.so` or `.whl`, with their package path.

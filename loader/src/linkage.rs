@@ -220,8 +220,8 @@ fn file_name(path: &Path) -> Option<String> {
     path.file_name().map(|n| n.to_string_lossy().into_owned())
 }
 
-/// `path` with `.` and `..` components resolved lexically.
-fn normalize(path: &Path) -> PathBuf {
+/// `path` with `.` and `..` components resolved lexically (a `..` above the root is kept).
+pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
