@@ -359,6 +359,59 @@ mod tests {
         assert!(!installs(&t((3, 15), true), "cp315-abi3-manylinux_2_17_x86_64"));
     }
 
+    fn report(ft: &[&str], gil: &[&str]) -> Report {
+        let ev = crate::Evidence {
+            ft_markers: ft.iter().map(|s| s.to_string()).collect(),
+            gil_markers: gil.iter().map(|s| s.to_string()).collect(),
+            ..crate::Evidence::default()
+        };
+        Report {
+            path: PathBuf::from("w.whl/m.so"),
+            module: "m".into(),
+            refusals: Vec::new(),
+            evidence: Some(ev),
+            inconclusive: Vec::new(),
+            entry: None,
+            identity: None,
+        }
+    }
+
+    fn mistags(tags: &[&str], file: &str, r: &Report) -> Vec<String> {
+        let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        mistagged(&tags, file, r).into_iter().map(|r| r.message).collect()
+    }
+
+    #[test]
+    fn abi3_on_free_threaded_builds_and_abi3t_on_gil_builds_are_mistagged() {
+        let ft = report(&["_Py_DecRefShared"], &[]);
+        let gil = report(&[], &["_Py_Dealloc"]);
+        let markers = crate::FT_MARKERS.join(", ");
+        assert_eq!(
+            mistags(&["cp313-abi3-manylinux_2_17_x86_64"], "m.abi3.so", &ft),
+            [
+                "the wheel's tag 'cp313-abi3-manylinux_2_17_x86_64' claims the stable ABI abi3, which free-threaded builds do not have before 3.15 (their stable ABI is abi3t, PEP 803), but the module references _Py_DecRefShared (free-threaded inline refcounting)"
+            ]
+        );
+        assert_eq!(
+            mistags(&["cp315-abi3t-manylinux_2_17_x86_64"], "m.abi3t.so", &gil),
+            [format!(
+                "the wheel's tag 'cp315-abi3t-manylinux_2_17_x86_64' claims abi3t, which free-threaded interpreters load, but the module references _Py_Dealloc and none of {markers} (GIL inline refcounting)"
+            )]
+        );
+        assert_eq!(
+            mistags(&["cp313-cp313-linux_x86_64"], "m.cpython-313t-x86_64-linux-gnu.so", &ft),
+            [
+                "the wheel's tag 'cp313-cp313-linux_x86_64' claims a GIL build, but the module references _Py_DecRefShared (free-threaded inline refcounting)".to_owned(),
+                "the file name's tag and the wheel's tags must agree: expected a Tag with the ABI of 'cpython-313t-x86_64-linux-gnu', found 'cp313-cp313-linux_x86_64'".to_owned(),
+            ]
+        );
+        // Consistent: nothing to say; limited-API code (no markers) proves nothing.
+        assert!(
+            mistags(&["cp313-cp313t-linux_x86_64"], "m.cpython-313t-x86_64-linux-gnu.so", &ft).is_empty()
+        );
+        assert!(mistags(&["cp311-abi3-linux_x86_64"], "m.abi3.so", &report(&[], &[])).is_empty());
+    }
+
     #[test]
     fn compressed_tags_expand_and_data_members_install_at_the_root() {
         assert_eq!(expand_tag("cp315-abi3.abi3t-any"), ["cp315-abi3-any", "cp315-abi3t-any"]);
