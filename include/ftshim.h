@@ -109,7 +109,8 @@ const char *ftshim_status_str(ftshim_status status);
  *    which compile to CPython's own code where it exists: the same cost as the native
  *    Py_BEGIN_CRITICAL_SECTION, because on a free-threaded build they are it; on every GIL
  *    build a bare block (that still evaluates its arguments); under Py_LIMITED_API the functions
- *    below. (The mutex form on 3.13t, which CPython has no macro for, calls CPython's exported
+ *    below, except that a 3.15+ limited API target (abi3 3.15, abi3t) uses CPython's own
+ *    stable-ABI object sections. (The mutex form on 3.13t, which CPython has no macro for, calls CPython's exported
  *    _PyCriticalSection_BeginSlow and PyCriticalSection_End directly, like the function does.)
  *  - the functions, with caller-provided storage, for callers that cannot use the macros (other
  *    languages, code generators). They act on whatever interpreter is running.
@@ -209,6 +210,19 @@ ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
 #  define FTSHIM_BEGIN_CRITICAL_SECTION2_MUTEX(m1, m2) \
     FTSHIM__BEGIN_WITH(ftshim_critical_section2_begin_mutex(&_ftshim_cs, (m1), (m2)))
 #  define FTSHIM_END_CRITICAL_SECTION2_MUTEX() FTSHIM__END()
+#  if Py_LIMITED_API + 0 >= 0x030F0000 && defined(Py_BEGIN_CRITICAL_SECTION2)
+/* Limited API 3.15+ (abi3, and abi3t — PEP 803): object sections are CPython's own stable-ABI
+ * PyCriticalSection_Begin/End and PyCriticalSection2_Begin/End (no-ops on GIL builds), with no
+ * libftshim call. PyMutex is not in the limited API, so the mutex forms stay the functions. */
+#    undef FTSHIM_BEGIN_CRITICAL_SECTION
+#    undef FTSHIM_END_CRITICAL_SECTION
+#    undef FTSHIM_BEGIN_CRITICAL_SECTION2
+#    undef FTSHIM_END_CRITICAL_SECTION2
+#    define FTSHIM_BEGIN_CRITICAL_SECTION(op) Py_BEGIN_CRITICAL_SECTION(op)
+#    define FTSHIM_END_CRITICAL_SECTION() Py_END_CRITICAL_SECTION()
+#    define FTSHIM_BEGIN_CRITICAL_SECTION2(a, b) Py_BEGIN_CRITICAL_SECTION2(a, b)
+#    define FTSHIM_END_CRITICAL_SECTION2() Py_END_CRITICAL_SECTION2()
+#  endif
 #elif !defined(Py_GIL_DISABLED)
 /* GIL builds (3.11+): sections are no-ops, as on every GIL build. The arguments are still
  * evaluated (CPython 3.13's bare `{` would leave a parameter used only here unused). */
@@ -431,12 +445,38 @@ ftshim_mutex_init_inline(ftshim_mutex *m)
  * ------------------------------------------------------------------------------------------ */
 
 /* A slot-array entry `{Py_mod_gil, Py_MOD_GIL_NOT_USED},` where the headers have Py_mod_gil
- * (3.13+; GIL builds accept and ignore it), and nothing elsewhere (3.11, 3.12, older limited API
- * targets). Note the trailing comma is part of the expansion. */
-#if defined(Py_mod_gil)
+ * (3.13+; GIL builds accept and ignore it), and nothing elsewhere (3.11, 3.12, limited API
+ * targets before 3.13 — 3.15's headers define Py_mod_gil for them but not its values). Note the
+ * trailing comma is part of the expansion. */
+#if defined(Py_mod_gil) && defined(Py_MOD_GIL_NOT_USED)
 #  define FTSHIM_MOD_GIL_NOT_USED_SLOT {Py_mod_gil, Py_MOD_GIL_NOT_USED},
 #else
 #  define FTSHIM_MOD_GIL_NOT_USED_SLOT
+#endif
+
+/* The module's ABI information (CPython 3.15, PyABIInfo / Py_mod_abi): 3.15 checks it on import
+ * and refuses a module built for the other build or a newer stable ABI with a clear ImportError
+ * instead of a crash. `FTSHIM_ABI_INFO_VAR(name);` at file scope declares CPython's default
+ * PyABIInfo for this compilation (PyABIInfo_VAR: GIL or free-threaded, stable ABI or not, as the
+ * headers are configured); FTSHIM_MOD_ABI_SLOT(name) is the slot-array entry
+ * `{Py_mod_abi, &name},`. Before 3.15 (and for limited API targets before 3.15) the slot expands
+ * to nothing and the declaration to an unused typedef: CPython 3.14 and older raise SystemError
+ * for a slot ID they do not know, so the slot must not be there.
+ *
+ *   FTSHIM_ABI_INFO_VAR(abi_info);
+ *   static PyModuleDef_Slot slots[] = {
+ *       FTSHIM_MOD_ABI_SLOT(abi_info)
+ *       {Py_mod_exec, (void *)my_exec},
+ *       FTSHIM_MOD_GIL_NOT_USED_SLOT
+ *       {0, NULL}};
+ *
+ * `ftshim check` reads both back from the built file (docs/loader.md). */
+#if defined(Py_mod_abi) && defined(PyABIInfo_VAR)
+#  define FTSHIM_ABI_INFO_VAR(name) PyABIInfo_VAR(name)
+#  define FTSHIM_MOD_ABI_SLOT(name) {Py_mod_abi, (void *)&(name)},
+#else
+#  define FTSHIM_ABI_INFO_VAR(name) typedef int ftshim__no_abi_info_##name
+#  define FTSHIM_MOD_ABI_SLOT(name)
 #endif
 
 /* Declares that the single-phase module `module` (from PyModule_Create) does not need the GIL.

@@ -7,7 +7,7 @@ use ftshim_loader as loader;
 use serde_json::json;
 
 use crate::EXIT_USAGE;
-use crate::output::{Tally, report_details, report_json, verdict_word};
+use crate::output::{Tally, report_details, report_json, report_slots, verdict_word};
 use crate::target::Chosen;
 
 /// Runs `ftshim check`. Exit: 0 all accepted, 1 any refused, 2 usage error or any file unreadable.
@@ -34,7 +34,12 @@ pub fn run(chosen: Result<Chosen, String>, as_json: bool, paths: &[PathBuf]) -> 
         println!("{}", interp.line());
         for report in &reports {
             let word = verdict_word(report.verdict());
-            print!("{word} {}\n{}", report.path.display(), report_details(report));
+            print!(
+                "{word} {}\n{}{}",
+                report.path.display(),
+                report_details(report),
+                report_slots(report, target.free_threaded)
+            );
         }
         println!("{accepted} accepted, {refused} refused, {unreadable} unreadable");
     }

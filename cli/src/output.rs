@@ -65,6 +65,11 @@ pub fn report_json(report: &Report) -> Value {
         "reasons": report.refusals.iter().map(|r| json!({"code": r.code.as_str(), "message": report.about(&r.message)})).collect::<Vec<_>>(),
         "inconclusive": report.notes(),
         "entry": report.entry.as_ref().map(|e| json!({"kind": e.kind(), "symbol": e.symbol()})),
+        "gil_free": report.gil.as_ref().map(|g| json!({"declared": g.as_str(), "because": g.because()})),
+        "abi_info": report.abi_info.map(|i| json!({
+            "major": i.major, "minor": i.minor, "flags": i.flags, "flag_names": i.flag_names(),
+            "build_version": i.build_version, "abi_version": i.abi_version,
+        })),
         "evidence": report.evidence.as_ref().map(|ev| json!({
             "ft_markers": ev.ft_markers,
             "gil_markers": ev.gil_markers,
@@ -83,6 +88,26 @@ pub fn report_details(report: &Report) -> String {
     }
     for note in &report.notes() {
         out.push_str(&format!("  (inconclusive) {note}\n"));
+    }
+    out
+}
+
+/// What the module's slot array says, one line each: whether it declares GIL freedom (shown for
+/// free-threaded targets, where it matters) and its `PyABIInfo` (when it has one).
+pub fn report_slots(report: &Report, free_threaded: bool) -> String {
+    let mut out = String::new();
+    if let (true, Some(gil)) = (free_threaded, &report.gil) {
+        out.push_str(&format!("  GIL freedom declared: {} ({})\n", gil.as_str(), gil.because()));
+    }
+    if let Some(i) = report.abi_info {
+        out.push_str(&format!(
+            "  PyABIInfo: version {}.{}, flags {}, build {:#x}, abi {:#x}\n",
+            i.major,
+            i.minor,
+            i.flag_names(),
+            i.build_version,
+            i.abi_version
+        ));
     }
     out
 }

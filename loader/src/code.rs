@@ -78,6 +78,10 @@ codes! {
     FtBuild = "ft-build", false;
     /// Undefined `Py*`/`_Py*` symbols the target interpreter does not export.
     UnresolvedSymbol = "unresolved-symbol", false;
+    /// The module's slot array uses a slot ID the target does not know (3.15's IDs on 3.14, …).
+    UnknownSlot = "unknown-slot", false;
+    /// The module's `PyABIInfo` (`Py_mod_abi`, 3.15) fails the target's `PyABIInfo_Check`.
+    AbiInfo = "abi-info", false;
     /// `open` only: the path names a different file than the one inspected.
     FileChanged = "file-changed", false;
     /// `open` only: `dlopen` or `dlsym` failed after the file was accepted.
