@@ -23,6 +23,12 @@
 
 #include "ftshim_status.h"
 
+/* Checked mode (see "Checked mode" below): compiled with -DFTSHIM_CHECKED, every section and
+ * mutex operation goes through libftshim, so its checker sees them all. */
+#if defined(FTSHIM_CHECKED) && !defined(FTSHIM_NO_INLINE)
+#  define FTSHIM_NO_INLINE 1
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -109,7 +115,8 @@ const char *ftshim_status_str(ftshim_status status);
  *    which compile to CPython's own code where it exists: the same cost as the native
  *    Py_BEGIN_CRITICAL_SECTION, because on a free-threaded build they are it; on every GIL
  *    build a bare block (that still evaluates its arguments); under Py_LIMITED_API the functions
- *    below. (The mutex form on 3.13t, which CPython has no macro for, calls CPython's exported
+ *    below, except that a 3.15+ limited API target (abi3 3.15, abi3t) uses CPython's own
+ *    stable-ABI object sections. (The mutex form on 3.13t, which CPython has no macro for, calls CPython's exported
  *    _PyCriticalSection_BeginSlow and PyCriticalSection_End directly, like the function does.)
  *  - the functions, with caller-provided storage, for callers that cannot use the macros (other
  *    languages, code generators). They act on whatever interpreter is running.
@@ -170,7 +177,10 @@ ftshim_status ftshim_critical_section_begin_mutex(ftshim_critical_section *cs, f
 ftshim_status ftshim_critical_section2_begin_mutex(ftshim_critical_section *cs, ftshim_mutex *m1, ftshim_mutex *m2);
 
 /* Ends the section of any kind begun on `cs`. Statuses: FTSHIM_OK; FTSHIM_ERR_NULL_ARGUMENT
- * (cs NULL); FTSHIM_ERR_NOT_ACTIVE (cs holds no active section: nothing released). */
+ * (cs NULL); FTSHIM_ERR_NOT_ACTIVE (cs holds no active section: nothing released);
+ * FTSHIM_ERR_OUT_OF_ORDER (checked mode only: a section begun after it is still open; nothing
+ * released). In checked mode the mutex forms of begin also return FTSHIM_ERR_WOULD_DEADLOCK
+ * (nothing begun) for a mutex the thread holds through ftshim_mutex_lock. */
 ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
 
 /* Statement macros, the counterparts of CPython's Py_BEGIN_CRITICAL_SECTION family:
@@ -188,8 +198,9 @@ ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
  *     FTSHIM_END_CRITICAL_SECTION2_MUTEX();
  *
  * Each BEGIN opens a C block that its END closes, so they pair up in one scope. */
-#if defined(Py_LIMITED_API)
-/* Limited API: the functions, which act on whatever interpreter runs the module. */
+#if defined(Py_LIMITED_API) || defined(FTSHIM_CHECKED)
+/* Limited API and checked mode: the functions, which act on whatever interpreter runs the
+ * module. */
 #  define FTSHIM__BEGIN_WITH(call)             \
     {                                          \
         ftshim_critical_section _ftshim_cs;    \
@@ -209,6 +220,19 @@ ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
 #  define FTSHIM_BEGIN_CRITICAL_SECTION2_MUTEX(m1, m2) \
     FTSHIM__BEGIN_WITH(ftshim_critical_section2_begin_mutex(&_ftshim_cs, (m1), (m2)))
 #  define FTSHIM_END_CRITICAL_SECTION2_MUTEX() FTSHIM__END()
+#  if !defined(FTSHIM_CHECKED) && Py_LIMITED_API + 0 >= 0x030F0000 && defined(Py_BEGIN_CRITICAL_SECTION2)
+/* Limited API 3.15+ (abi3, and abi3t — PEP 803): object sections are CPython's own stable-ABI
+ * PyCriticalSection_Begin/End and PyCriticalSection2_Begin/End (no-ops on GIL builds), with no
+ * libftshim call. PyMutex is not in the limited API, so the mutex forms stay the functions. */
+#    undef FTSHIM_BEGIN_CRITICAL_SECTION
+#    undef FTSHIM_END_CRITICAL_SECTION
+#    undef FTSHIM_BEGIN_CRITICAL_SECTION2
+#    undef FTSHIM_END_CRITICAL_SECTION2
+#    define FTSHIM_BEGIN_CRITICAL_SECTION(op) Py_BEGIN_CRITICAL_SECTION(op)
+#    define FTSHIM_END_CRITICAL_SECTION() Py_END_CRITICAL_SECTION()
+#    define FTSHIM_BEGIN_CRITICAL_SECTION2(a, b) Py_BEGIN_CRITICAL_SECTION2(a, b)
+#    define FTSHIM_END_CRITICAL_SECTION2() Py_END_CRITICAL_SECTION2()
+#  endif
 #elif !defined(Py_GIL_DISABLED)
 /* GIL builds (3.11+): sections are no-ops, as on every GIL build. The arguments are still
  * evaluated (CPython 3.13's bare `{` would leave a parameter used only here unused). */
@@ -305,7 +329,8 @@ ftshim__critical_section2_begin_mutex(PyCriticalSection2 *c, PyMutex *m1, PyMute
  * FTSHIM_ERR_NULL_ARGUMENT. */
 ftshim_status ftshim_mutex_init(ftshim_mutex *m);
 
-/* Locks `m`, waiting as described above. Statuses: FTSHIM_OK; FTSHIM_ERR_NULL_ARGUMENT. */
+/* Locks `m`, waiting as described above. Statuses: FTSHIM_OK; FTSHIM_ERR_NULL_ARGUMENT;
+ * FTSHIM_ERR_WOULD_DEADLOCK (checked mode only: the calling thread holds it; nothing done). */
 ftshim_status ftshim_mutex_lock(ftshim_mutex *m);
 
 /* Unlocks `m` and wakes one waiter if any. Statuses: FTSHIM_OK; FTSHIM_ERR_NULL_ARGUMENT;
@@ -431,12 +456,38 @@ ftshim_mutex_init_inline(ftshim_mutex *m)
  * ------------------------------------------------------------------------------------------ */
 
 /* A slot-array entry `{Py_mod_gil, Py_MOD_GIL_NOT_USED},` where the headers have Py_mod_gil
- * (3.13+; GIL builds accept and ignore it), and nothing elsewhere (3.11, 3.12, older limited API
- * targets). Note the trailing comma is part of the expansion. */
-#if defined(Py_mod_gil)
+ * (3.13+; GIL builds accept and ignore it), and nothing elsewhere (3.11, 3.12, limited API
+ * targets before 3.13 — 3.15's headers define Py_mod_gil for them but not its values). Note the
+ * trailing comma is part of the expansion. */
+#if defined(Py_mod_gil) && defined(Py_MOD_GIL_NOT_USED)
 #  define FTSHIM_MOD_GIL_NOT_USED_SLOT {Py_mod_gil, Py_MOD_GIL_NOT_USED},
 #else
 #  define FTSHIM_MOD_GIL_NOT_USED_SLOT
+#endif
+
+/* The module's ABI information (CPython 3.15, PyABIInfo / Py_mod_abi): 3.15 checks it on import
+ * and refuses a module built for the other build or a newer stable ABI with a clear ImportError
+ * instead of a crash. `FTSHIM_ABI_INFO_VAR(name);` at file scope declares CPython's default
+ * PyABIInfo for this compilation (PyABIInfo_VAR: GIL or free-threaded, stable ABI or not, as the
+ * headers are configured); FTSHIM_MOD_ABI_SLOT(name) is the slot-array entry
+ * `{Py_mod_abi, &name},`. Before 3.15 (and for limited API targets before 3.15) the slot expands
+ * to nothing and the declaration to an unused typedef: CPython 3.14 and older raise SystemError
+ * for a slot ID they do not know, so the slot must not be there.
+ *
+ *   FTSHIM_ABI_INFO_VAR(abi_info);
+ *   static PyModuleDef_Slot slots[] = {
+ *       FTSHIM_MOD_ABI_SLOT(abi_info)
+ *       {Py_mod_exec, (void *)my_exec},
+ *       FTSHIM_MOD_GIL_NOT_USED_SLOT
+ *       {0, NULL}};
+ *
+ * `ftshim check` reads both back from the built file (docs/loader.md). */
+#if defined(Py_mod_abi) && defined(PyABIInfo_VAR)
+#  define FTSHIM_ABI_INFO_VAR(name) PyABIInfo_VAR(name)
+#  define FTSHIM_MOD_ABI_SLOT(name) {Py_mod_abi, (void *)&(name)},
+#else
+#  define FTSHIM_ABI_INFO_VAR(name) typedef int ftshim__no_abi_info_##name
+#  define FTSHIM_MOD_ABI_SLOT(name)
 #endif
 
 /* Declares that the single-phase module `module` (from PyModule_Create) does not need the GIL.
@@ -498,6 +549,118 @@ ftshim_status ftshim_object_set_immortal(PyObject *op);
  * pinned by ftshim_object_set_immortal (refcount >= 2^59). Thread-safe (a relaxed read on
  * 3.11-3.13). */
 int ftshim_object_is_immortal(PyObject *op);
+
+/* ------------------------------------------------------------------------------------------
+ * Early exit from a section (header only)
+ *
+ * Never `return` out of a section macro's block: the section would stay held. Instead of
+ * splitting the function by hand, run the body as a function inside the section; every
+ * `return` in it leaves the section:
+ *
+ *   static PyObject *lookup_locked(PyObject *self, void *key) {
+ *       PyObject *v = find(self, key);
+ *       if (v == NULL) return Py_NewRef(Py_None);     miss: returns early, section ends
+ *       return Py_NewRef(v);
+ *   }
+ *   ... return ftshim_with_critical_section(self, lookup_locked, key);
+ *
+ * The two-object form locks both as FTSHIM_BEGIN_CRITICAL_SECTION2 does. Compiled with the
+ * macros, so it costs what they cost.
+ * ------------------------------------------------------------------------------------------ */
+static inline PyObject *
+ftshim_with_critical_section(PyObject *op, PyObject *(*body)(PyObject *, void *), void *arg)
+{
+    PyObject *result;
+    FTSHIM_BEGIN_CRITICAL_SECTION(op);
+    result = body(op, arg);
+    FTSHIM_END_CRITICAL_SECTION();
+    return result;
+}
+
+static inline PyObject *
+ftshim_with_critical_section2(PyObject *a, PyObject *b, PyObject *(*body)(PyObject *, PyObject *, void *),
+                              void *arg)
+{
+    PyObject *result;
+    FTSHIM_BEGIN_CRITICAL_SECTION2(a, b);
+    result = body(a, b, arg);
+    FTSHIM_END_CRITICAL_SECTION2();
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Checked mode (ABI 1.1)
+ *
+ * A lock checker for porting: turn it on without changing code, run your tests, read what it
+ * found. Off (the default), each checked function pays one relaxed load and a branch, and
+ * code compiled without FTSHIM_CHECKED keeps its inline paths.
+ *   - Turn it on: FTSHIM_CHECKED=1 in the environment (read once, at the first lock or section
+ *     through libftshim; "abort" aborts after the first report, for CI; "0"/"off" or unset: off),
+ *     or ftshim_checked_set_mode(). Compile with -DFTSHIM_CHECKED so that the header's macros and
+ *     inline paths go through libftshim too; otherwise only the calls that reach libftshim are
+ *     seen (the function forms, contended paths).
+ *   - What it finds, each reported once to stderr, as a Python RuntimeWarning when the thread has
+ *     an attached thread state (a warning turned into an error is cleared; stderr has it), and
+ *     in ftshim_checked_findings():
+ *       FTSHIM_CHECKED_LOCK_ORDER   a cycle in the lock-order graph of mutexes (ftshim_mutex_lock
+ *                                   and mutex sections), found when the closing edge is first
+ *                                   taken, even if the run never deadlocks. locks[0] held,
+ *                                   locks[1] taken.
+ *       FTSHIM_CHECKED_SELF_DEADLOCK a thread locks (or begins a mutex section on) a mutex it holds
+ *                                   through ftshim_mutex_lock: FTSHIM_ERR_WOULD_DEADLOCK is
+ *                                   returned instead of hanging. locks[0] the mutex.
+ *       FTSHIM_CHECKED_WRONG_THREAD a mutex unlocked by a thread other than the one that locked it.
+ *       FTSHIM_CHECKED_OUT_OF_ORDER a section ended while one begun after it is still open
+ *                                   (locks[0] its storage, locks[1] the open one): not ended,
+ *                                   FTSHIM_ERR_OUT_OF_ORDER is returned (CPython would unlink
+ *                                   the newer section too).
+ *       FTSHIM_CHECKED_LEFT_HELD    a thread exited holding mutexes or sections (checked at
+ *                                   thread exit; not for the main thread, whose exit runs no
+ *                                   thread-local destructors).
+ *       FTSHIM_CHECKED_OVERFLOW     a fixed table is full (32 held per thread, 1024 order edges,
+ *                                   64 findings); later events are not checked.
+ *   - Limits: object sections (not mutexes) are checked for order of ending only: CPython
+ *     suspends them when a thread blocks, so they cannot deadlock. A section left open by a
+ *     `return` out of a macro block is seen when an outer section ends or the thread exits, not
+ *     when the function returns. Mutexes locked before checking was turned on are not known.
+ * ------------------------------------------------------------------------------------------ */
+#define FTSHIM_CHECKED_OFF 0
+#define FTSHIM_CHECKED_REPORT 1
+#define FTSHIM_CHECKED_ABORT 2
+
+#define FTSHIM_CHECKED_LOCK_ORDER 1
+#define FTSHIM_CHECKED_SELF_DEADLOCK 2
+#define FTSHIM_CHECKED_WRONG_THREAD 3
+#define FTSHIM_CHECKED_OUT_OF_ORDER 4
+#define FTSHIM_CHECKED_LEFT_HELD 5
+#define FTSHIM_CHECKED_OVERFLOW 6
+
+/* One finding: its kind, the locks involved (mutex addresses; section storage addresses for
+ * section findings), and the thread (Linux thread id) that found it. 48 bytes on 64-bit. */
+typedef struct ftshim_checked_finding {
+    int32_t kind;
+    uint32_t count; /* how many of locks[] are used */
+    uintptr_t locks[4];
+    uint64_t thread;
+} ftshim_checked_finding;
+
+/* The current mode: FTSHIM_CHECKED_OFF, _REPORT or _ABORT (reads the environment the first
+ * time). */
+int ftshim_checked_mode(void);
+
+/* Sets the mode. FTSHIM_OK; FTSHIM_ERR_INVALID_ARGUMENT for another value. */
+ftshim_status ftshim_checked_set_mode(int mode);
+
+/* Copies up to `max` findings, oldest first, into `out` (may be NULL when max is 0) and returns
+ * how many were recorded. Thread-safe. */
+uint32_t ftshim_checked_findings(ftshim_checked_finding *out, uint32_t max);
+
+/* Forgets the findings, the lock-order graph and the owners (not the threads' held stacks).
+ * FTSHIM_OK. */
+ftshim_status ftshim_checked_clear(void);
+
+/* A finding kind's description ("lock-order inversion", ...); "unknown finding kind" else. */
+const char *ftshim_checked_kind_str(int kind);
 
 
 #ifdef __cplusplus

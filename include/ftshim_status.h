@@ -50,6 +50,13 @@ typedef int32_t ftshim_status;
 #define FTSHIM_ERR_IO (-11)
 /* Loader: the module was accepted but dlopen or dlsym failed; the report carries the text. */
 #define FTSHIM_ERR_DLOPEN (-12)
+/* Checked mode only (ABI 1.1): the calling thread already holds this mutex through
+ * ftshim_mutex_lock, so locking it would never return. Nothing was locked; the finding was
+ * reported. */
+#define FTSHIM_ERR_WOULD_DEADLOCK (-13)
+/* Checked mode only (ABI 1.1): a section begun after this one on the same thread is still open;
+ * ending this one first would unlink that one too. Nothing was ended: end the newer one first. */
+#define FTSHIM_ERR_OUT_OF_ORDER (-14)
 /* A Rust panic inside libftshim was caught at the boundary. This is a bug in libftshim; the
  * operation did not complete. */
 #define FTSHIM_ERR_INTERNAL (-99)

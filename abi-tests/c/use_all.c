@@ -3,11 +3,19 @@
 #include "ftshim.h"
 #include "ftshim_loader.h" /* both headers together, after Python.h */
 
+#if defined(Py_TARGET_ABI3T)
+/* abi3t (3.15 limited API for both builds): PyObject is opaque, so no PyObject_HEAD. */
+struct holder {
+    ftshim_mutex mutex;
+    long long value;
+};
+#else
 struct holder {
     PyObject_HEAD
     ftshim_mutex mutex;
     long long value;
 };
+#endif
 
 static ftshim_mutex global_mutex = FTSHIM_MUTEX_INIT;
 
@@ -40,7 +48,29 @@ use_all(PyObject *a, PyObject *b, struct holder *h)
     total += (ftshim_mutex_trylock)(&global_mutex) + (ftshim_mutex_is_locked)(&global_mutex);
     total += ftshim_object_set_immortal(a) + ftshim_object_is_immortal(b);
     total += ftshim_status_str(FTSHIM_ERR_BUSY)[0];
+    /* ABI 1.1 */
+    total += ftshim_mutex_init(&h->mutex) + (ftshim_mutex_init)(&global_mutex);
+    FTSHIM_BEGIN_CRITICAL_SECTION2_MUTEX(&h->mutex, &global_mutex);
+    h->value++;
+    FTSHIM_END_CRITICAL_SECTION2_MUTEX();
+    total += ftshim_critical_section2_begin_mutex(&cs, &h->mutex, &global_mutex) + ftshim_critical_section_end(&cs);
+    total += ftshim_module_set_gil_not_used(a) + (ftshim_module_set_gil_not_used)(b);
     return total;
+}
+
+/* Declaring GIL freedom and (3.15) the module's ABI information in a slot array. */
+FTSHIM_ABI_INFO_VAR(abi_info);
+static PyModuleDef_Slot module_slots[] = {
+    FTSHIM_MOD_ABI_SLOT(abi_info)
+    FTSHIM_MOD_GIL_NOT_USED_SLOT
+    {0, NULL}};
+
+PyModuleDef_Slot *use_slots(void);
+
+PyModuleDef_Slot *
+use_slots(void)
+{
+    return module_slots;
 }
 
 /* Parameters used only by a section: no -Wunused-parameter on any build (CPython 3.13's own GIL
@@ -60,5 +90,8 @@ section_only(PyObject *one, PyObject *two, ftshim_mutex *m)
     FTSHIM_BEGIN_CRITICAL_SECTION_MUTEX(m);
     x++;
     FTSHIM_END_CRITICAL_SECTION_MUTEX();
+    FTSHIM_BEGIN_CRITICAL_SECTION2_MUTEX(m, m);
+    x++;
+    FTSHIM_END_CRITICAL_SECTION2_MUTEX();
     return x;
 }

@@ -303,6 +303,7 @@ fn a_single_phase_module_keeps_the_gil_off_with_one_call() {
         for (variant, define) in [
             ("inline", None),
             ("function", Some("FTSHIM_NO_INLINE")),
+            ("static", Some("FTSHIM_NO_INLINE")),
             ("control", Some("SINGLE_NO_DECLARATION")),
         ] {
             let dir = scratch(&format!("single-{variant}-{label}"));
@@ -313,7 +314,30 @@ fn a_single_phase_module_keeps_the_gil_off_with_one_call() {
             }
             text.push_str(&format!("#include \"{}\"\n", src.display()));
             std::fs::write(&wrapper, text).unwrap();
-            ftshim_abi_tests::build_module(&wrapper, "single", interp, &dir, &BuildOptions::default());
+            let module = ftshim_abi_tests::build_module(
+                &wrapper,
+                "single",
+                interp,
+                &dir,
+                &BuildOptions { static_link: variant == "static", ..BuildOptions::default() },
+            );
+            // What the loader reads from the file says the same as the import below.
+            let gil = ftshim_loader::inspect(&module, &interp.target()).gil.expect("read");
+            let expected_gil = match (interp.free_threaded, variant) {
+                (true, "inline") => {
+                    ("yes", "calls PyUnstable_Module_SetGIL; the value it passes is not read")
+                }
+                (_, "function") => {
+                    ("yes", "calls ftshim_module_set_gil_not_used; the value it passes is not read")
+                }
+                // Linked in, libftshim looks CPython's function up at run time: not visible.
+                (_, "static") => (
+                    "unknown",
+                    "single-phase init (PyModule_Create2) that may look up PyUnstable_Module_SetGIL at run time (it calls dlsym)",
+                ),
+                _ => ("no", "single-phase init (PyModule_Create2) without PyUnstable_Module_SetGIL"),
+            };
+            assert_eq!((gil.as_str(), gil.because()), expected_gil, "{label} {variant}");
             let out = run_python(interp, &dir, &["-c", probe]);
             assert!(out.status.success(), "{label} {variant}: {}", String::from_utf8_lossy(&out.stderr));
             let stdout = String::from_utf8_lossy(&out.stdout);

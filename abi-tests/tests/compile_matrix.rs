@@ -56,6 +56,12 @@ fn the_header_compiles_strictly_in_every_configuration() {
         if !interp.free_threaded {
             variants.push(vec!["-DPy_LIMITED_API=0x030b0000"]);
         }
+        if !interp.free_threaded && interp.version >= (3, 15) {
+            // The 3.15 stable ABIs: abi3 for 3.15, and abi3t (PEP 803: opaque PyObject, both
+            // builds), where the object sections are CPython's stable-ABI ones.
+            variants.push(vec!["-DPy_LIMITED_API=0x030f0000"]);
+            variants.push(vec!["-DPy_TARGET_ABI3T=0x030f0000"]);
+        }
         for variant in &variants {
             for compiler in ["gcc", "clang"] {
                 for std in ["-std=c99", "-std=c11"] {
@@ -78,8 +84,16 @@ fn the_header_compiles_strictly_in_every_configuration() {
         failures.join("\n")
     );
     // Per interpreter: 6 compiler/standard combinations for each variant (inline, FTSHIM_NO_INLINE,
-    // and the limited API on GIL builds).
-    let variants: usize = interpreters().all().iter().map(|(_, i)| if i.free_threaded { 2 } else { 3 }).sum();
+    // the limited API on GIL builds, and on 3.15 its abi3 and abi3t).
+    let variants: usize = interpreters()
+        .all()
+        .iter()
+        .map(|(_, i)| match (i.free_threaded, i.version >= (3, 15)) {
+            (true, _) => 2,
+            (false, false) => 3,
+            (false, true) => 5,
+        })
+        .sum();
     assert_eq!(compiled, variants * 6);
     println!("{compiled} strict configurations compiled");
 }

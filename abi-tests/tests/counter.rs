@@ -21,6 +21,18 @@ fn counter_end_to_end(label: &str, interp: &Interpreter) {
     ]);
     assert_eq!(code, 0, "ftshim check refused {}:\n{stdout}{stderr}", module.display());
     assert!(stdout.contains(&format!("ACCEPT {}", module.display())), "{stdout}");
+    // What the loader reads back from the slot array the header's helpers built.
+    if interp.free_threaded {
+        assert!(
+            stdout.contains("\n  GIL freedom declared: yes (Py_mod_gil slot is Py_MOD_GIL_NOT_USED)\n"),
+            "{stdout}"
+        );
+    }
+    let abi_line = format!(
+        "\n  PyABIInfo: version 1.0, flags {}, build 0x",
+        if interp.free_threaded { "FREETHREADED" } else { "GIL" }
+    );
+    assert_eq!(stdout.contains(&abi_line), interp.version >= (3, 15), "{label}: {stdout}");
 
     let run = run_counter_stress(interp, &dir, THREADS, INCREMENTS, false);
     assert_eq!(run.int("expected"), 400_000);
@@ -73,4 +85,12 @@ fn counter_on_gil_313() {
 #[test]
 fn counter_on_gil_311() {
     counter_end_to_end("3.11", &interpreters().py311);
+}
+
+/// GIL 3.12, 3.14, 3.15 and any extra interpreters from `FTSHIM_EXTRA_PYTHONS` (a 3.14t, say).
+#[test]
+fn counter_on_every_other_interpreter() {
+    for (label, interp) in &interpreters().more {
+        counter_end_to_end(label, interp);
+    }
 }

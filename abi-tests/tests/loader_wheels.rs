@@ -90,6 +90,17 @@ fn cryptography_abi3t_module_is_for_3_15_only() {
     assert_eq!(code, 0, "{file:#}");
     assert_eq!(file["verdict"], "accepted");
     assert_eq!(file["entry"], serde_json::json!({"kind": "PyModExport", "symbol": "PyModExport__rust"}));
+    // Its PySlot array (PEP 820 layout), reached from PyModExport__rust's code: PyO3's PyABIInfo
+    // says abi3t (stable, both builds) and its Py_mod_gil slot declares GIL freedom.
+    assert_eq!(
+        file["abi_info"],
+        serde_json::json!({"major": 1, "minor": 0, "flags": 7, "flag_names": "STABLE|GIL|FREETHREADED",
+            "build_version": 0, "abi_version": 0})
+    );
+    assert_eq!(
+        file["gil_free"],
+        serde_json::json!({"declared": "yes", "because": "Py_mod_gil slot is Py_MOD_GIL_NOT_USED"})
+    );
     assert_eq!(
         notes(&file),
         vec![
@@ -151,6 +162,13 @@ fn cryptography_cp314t_module_is_for_3_14t_only() {
     let (code, file) = check(&module, "3.14t", None);
     assert_eq!(code, 0, "{file:#}");
     assert_eq!(file["entry"], serde_json::json!({"kind": "PyInit", "symbol": "PyInit__rust"}));
+    // Multi-phase: the PyModuleDef PyInit__rust passes on holds the slot array (no PyABIInfo
+    // before 3.15).
+    assert_eq!(
+        file["gil_free"],
+        serde_json::json!({"declared": "yes", "because": "Py_mod_gil slot is Py_MOD_GIL_NOT_USED"})
+    );
+    assert_eq!(file["abi_info"], Value::Null);
     assert_eq!(
         file["evidence"]["ft_markers"],
         serde_json::json!(["_Py_DecRefShared", "_Py_MergeZeroLocalRefcount"])

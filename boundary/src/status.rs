@@ -43,6 +43,10 @@ pub const FTSHIM_ERR_REFUSED: ftshim_status = ftshim_status(-10);
 pub const FTSHIM_ERR_IO: ftshim_status = ftshim_status(-11);
 /// Loader: dlopen or dlsym failed after acceptance.
 pub const FTSHIM_ERR_DLOPEN: ftshim_status = ftshim_status(-12);
+/// Checked mode: the thread already holds the mutex it locks.
+pub const FTSHIM_ERR_WOULD_DEADLOCK: ftshim_status = ftshim_status(-13);
+/// Checked mode: a section begun after this one is still open.
+pub const FTSHIM_ERR_OUT_OF_ORDER: ftshim_status = ftshim_status(-14);
 /// A panic was caught at the boundary.
 pub const FTSHIM_ERR_INTERNAL: ftshim_status = ftshim_status(-99);
 
@@ -62,6 +66,16 @@ pub const STATUSES: &[(ftshim_status, &str, &CStr)] = &[
     (FTSHIM_ERR_REFUSED, "FTSHIM_ERR_REFUSED", c"module refused by the loader"),
     (FTSHIM_ERR_IO, "FTSHIM_ERR_IO", c"file could not be read"),
     (FTSHIM_ERR_DLOPEN, "FTSHIM_ERR_DLOPEN", c"dlopen or dlsym failed"),
+    (
+        FTSHIM_ERR_WOULD_DEADLOCK,
+        "FTSHIM_ERR_WOULD_DEADLOCK",
+        c"the thread already holds this mutex (checked mode)",
+    ),
+    (
+        FTSHIM_ERR_OUT_OF_ORDER,
+        "FTSHIM_ERR_OUT_OF_ORDER",
+        c"a section begun after this one is still open (checked mode)",
+    ),
     (FTSHIM_ERR_INTERNAL, "FTSHIM_ERR_INTERNAL", c"internal error in libftshim (caught panic)"),
 ];
 

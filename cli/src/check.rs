@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::EXIT_USAGE;
 use crate::findings::Findings;
-use crate::output::{self, Format, report_details, verdict_word, wheel_details};
+use crate::output::{self, Format, report_details, report_slots, verdict_word, wheel_details};
 use crate::target::Chosen;
 
 /// Runs `ftshim check` (exit status: docs/loader.md, "Exit status").
@@ -35,7 +35,12 @@ pub fn run(chosen: Result<Chosen, String>, format: Format, paths: &[PathBuf]) ->
         }
         for m in &f.modules {
             let word = verdict_word(m.report.verdict());
-            print!("{word} {}\n{}", m.report.path.display(), report_details(&m.report));
+            print!(
+                "{word} {}\n{}{}",
+                m.report.path.display(),
+                report_details(&m.report),
+                report_slots(&m.report, target.free_threaded)
+            );
         }
         print!("{} accepted, {} refused, {} unreadable", t.accepted, t.refused, t.unreadable);
         if !f.wheels.is_empty() {

@@ -49,6 +49,11 @@ pub fn report_json(report: &Report) -> Value {
         "reasons": report.refusals.iter().map(|r| json!({"code": r.code.as_str(), "message": report.about(&r.message)})).collect::<Vec<_>>(),
         "inconclusive": report.notes(),
         "entry": report.entry.as_ref().map(|e| json!({"kind": e.kind(), "symbol": e.symbol()})),
+        "gil_free": report.gil.as_ref().map(|g| json!({"declared": g.as_str(), "because": g.because()})),
+        "abi_info": report.abi_info.map(|i| json!({
+            "major": i.major, "minor": i.minor, "flags": i.flags, "flag_names": i.flag_names(),
+            "build_version": i.build_version, "abi_version": i.abi_version,
+        })),
         "evidence": report.evidence.as_ref().map(|ev| json!({
             "ft_markers": ev.ft_markers,
             "gil_markers": ev.gil_markers,
@@ -299,6 +304,8 @@ fn code_summary(code: Code) -> &'static str {
         Code::GilBuild => "built for a GIL interpreter, the target is free-threaded",
         Code::FtBuild => "built for a free-threaded interpreter, the target is a GIL build",
         Code::UnresolvedSymbol => "undefined Py* symbols the target interpreter does not export",
+        Code::UnknownSlot => "the module's slot array uses a slot ID the target does not know",
+        Code::AbiInfo => "the module's PyABIInfo fails the target's PyABIInfo_Check",
         Code::LibraryNotFound => "a needed library is found nowhere the dynamic linker looks",
         Code::UndefinedSymbol => "undefined symbols no library it needs nor the interpreter defines",
         Code::Mistagged => "the wheel's tags, the file name's tag and the build evidence disagree",
@@ -430,4 +437,24 @@ pub fn print_machine(format: Format, command: &str, doc: impl FnOnce() -> Value,
         Format::Junit => println!("{}", junit(command, f)),
     }
     true
+}
+
+/// What the module's slot array says, one line each: whether it declares GIL freedom (shown for
+/// free-threaded targets, where it matters) and its `PyABIInfo` (when it has one).
+pub fn report_slots(report: &Report, free_threaded: bool) -> String {
+    let mut out = String::new();
+    if let (true, Some(gil)) = (free_threaded, &report.gil) {
+        out.push_str(&format!("  GIL freedom declared: {} ({})\n", gil.as_str(), gil.because()));
+    }
+    if let Some(i) = report.abi_info {
+        out.push_str(&format!(
+            "  PyABIInfo: version {}.{}, flags {}, build {:#x}, abi {:#x}\n",
+            i.major,
+            i.minor,
+            i.flag_names(),
+            i.build_version,
+            i.abi_version
+        ));
+    }
+    out
 }

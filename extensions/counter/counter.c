@@ -7,7 +7,9 @@
  *   Counter().increment_unlocked(n=1)  the same without the section: the racy control
  *   Counter().value                    read under the critical section
  *
- * Multi-phase init; declares Py_mod_gil = Py_MOD_GIL_NOT_USED so importing it keeps the GIL off.
+ * Multi-phase init; declares Py_mod_gil = Py_MOD_GIL_NOT_USED so importing it keeps the GIL off
+ * (FTSHIM_MOD_GIL_NOT_USED_SLOT: nothing before 3.13), and from 3.15 its PyABIInfo
+ * (FTSHIM_MOD_ABI_SLOT), which CPython checks on import.
  */
 #define PY_SSIZE_T_CLEAN
 #include "ftshim.h"
@@ -127,11 +129,13 @@ counter_exec(PyObject *module)
     return rc;
 }
 
+/* 3.15+: CPython's PyABIInfo for this build, checked on import (nothing before 3.15). */
+FTSHIM_ABI_INFO_VAR(counter_abi_info);
+
 static PyModuleDef_Slot counter_module_slots[] = {
+    FTSHIM_MOD_ABI_SLOT(counter_abi_info)
     {Py_mod_exec, (void *)counter_exec},
-#ifdef Py_mod_gil
-    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
-#endif
+    FTSHIM_MOD_GIL_NOT_USED_SLOT
     {0, NULL},
 };
 

@@ -78,6 +78,10 @@ codes! {
     FtBuild = "ft-build", false;
     /// Undefined `Py*`/`_Py*` symbols the target interpreter does not export.
     UnresolvedSymbol = "unresolved-symbol", false;
+    /// The module's slot array uses a slot ID the target does not know (3.15's IDs on 3.14, …).
+    UnknownSlot = "unknown-slot", false;
+    /// The module's `PyABIInfo` (`Py_mod_abi`, 3.15) fails the target's `PyABIInfo_Check`.
+    AbiInfo = "abi-info", false;
     /// A `DT_NEEDED` library (of the module, or of a library it needs) is found nowhere the
     /// dynamic linker would look.
     LibraryNotFound = "library-not-found", false;

@@ -8,6 +8,7 @@ use crate::code::{Code, Refusal};
 use crate::elf::{self, Evidence, FT_MARKERS, GIL_MARKERS};
 use crate::file;
 use crate::report::{Entry, Report};
+use crate::slots;
 use crate::target::Target;
 
 /// The module name CPython derives from a file name: the text before the first `.`.
@@ -66,6 +67,8 @@ pub fn inspect(path: &Path, target: &Target) -> Report {
                 evidence: None,
                 inconclusive: Vec::new(),
                 entry: None,
+                gil: None,
+                abi_info: None,
                 identity: None,
             }
         }
@@ -148,10 +151,18 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
     refusals.extend(examined.problems);
     inconclusive.extend(examined.notes);
 
+    let mut gil = None;
+    let mut abi_info = None;
     if let Some(ev) = &ev {
         let (e, refusal) = check_entry(&module, ev, target);
         entry = e;
         refusals.extend(refusal);
+        let found = slots::read(data, entry.as_ref());
+        let (slot_refusals, slot_notes) = slots::check(&found, target);
+        refusals.extend(slot_refusals);
+        inconclusive.extend(slot_notes);
+        abi_info = found.array.as_ref().ok().and_then(|a| a.abi_info);
+        gil = Some(found.gil);
         let (major, minor) = target.version;
         match (target.free_threaded, ev.ft_markers.is_empty(), ev.gil_markers.is_empty()) {
             (true, true, false) => refusals.push(Refusal::new(
@@ -201,7 +212,17 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
         }
     }
 
-    Report { path: path.to_owned(), module, refusals, evidence: ev, inconclusive, entry, identity: None }
+    Report {
+        path: path.to_owned(),
+        module,
+        refusals,
+        evidence: ev,
+        inconclusive,
+        entry,
+        gil,
+        abi_info,
+        identity: None,
+    }
 }
 
 /// The first CPython version that calls `PyModExport_<name>` (PEP 793).

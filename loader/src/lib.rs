@@ -17,6 +17,7 @@
 //! - `open`: opening an accepted module — [`open()`], [`Module`], [`OpenError`];
 //! - `file`: reading a candidate without blocking, as a read-only mapping;
 //! - `elf`: the evidence in an ELF file's headers and dynamic symbols — [`Evidence`];
+//! - `slots`: the module's slot array read statically — [`GilFreedom`], [`AbiInfo`];
 //! - `symbols`: what the target interpreter exports — [`Symbols`];
 //! - [`linkage`]: the libraries a module needs and its other undefined symbols, found as the
 //!   dynamic linker would (used by the tools: `ftshim check` and `audit`);
@@ -37,6 +38,7 @@ mod inspect;
 pub mod linkage;
 mod open;
 mod report;
+mod slots;
 mod symbols;
 mod target;
 pub mod version;
@@ -48,5 +50,6 @@ pub use elf::{Dynamic, Evidence, FT_MARKERS, GIL_MARKERS};
 pub use inspect::{exports_entry_point, inspect, inspect_bytes, module_name, name_tag};
 pub use open::{InitFn, Module, OpenError, PyObject, dl_text, open};
 pub use report::{Entry, Report, Verdict};
+pub use slots::{AbiInfo, GilFreedom};
 pub use symbols::{ExportFile, Symbols};
 pub use target::{ProcessTargetError, Target, derive_ext_suffix, platform_triplet};

@@ -9,6 +9,7 @@ use ftshim_boundary::status::{
 
 use crate::code::{Code, Refusal};
 use crate::elf::Evidence;
+use crate::slots::{AbiInfo, GilFreedom};
 
 /// What became of a file, decided in one place ([`Report::verdict`]) and read by the C API (its
 /// status), the CLI (its words and exit status) and the tests.
@@ -94,6 +95,11 @@ pub struct Report {
     /// `PyInit_<name>`), when the file exports one; `None` when it does not (then `no-init` or
     /// `init-mismatch` says so) or could not be read far enough.
     pub entry: Option<Entry>,
+    /// Whether the module declares GIL freedom (`Py_mod_gil` / `PyUnstable_Module_SetGIL`),
+    /// when the file was read far enough to tell or to say why not.
+    pub gil: Option<GilFreedom>,
+    /// The `PyABIInfo` of its `Py_mod_abi` slot (3.15), when it has one that could be read.
+    pub abi_info: Option<AbiInfo>,
     /// `(st_dev, st_ino)` of the file that was read.
     pub(crate) identity: Option<(u64, u64)>,
 }

@@ -372,6 +372,8 @@ mod tests {
             evidence: Some(ev),
             inconclusive: Vec::new(),
             entry: None,
+            gil: None,
+            abi_info: None,
             identity: None,
         }
     }

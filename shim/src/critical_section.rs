@@ -11,8 +11,12 @@
 
 use std::ffi::c_void;
 
+use crate::checked;
 use crate::runtime::{self, Begin2Mutex, PyMutex, PyObject, Sections};
-use crate::status::{FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_NOT_ACTIVE, FTSHIM_OK, ftshim_status};
+use crate::status::{
+    FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_NOT_ACTIVE, FTSHIM_ERR_OUT_OF_ORDER, FTSHIM_ERR_WOULD_DEADLOCK,
+    FTSHIM_OK, ftshim_status,
+};
 
 /// `ftshim_critical_section` in the header: 8 pointer-sized words, contents private.
 #[repr(C)]
@@ -44,7 +48,20 @@ impl ftshim_critical_section {
     /// Marks the section active with `kind` and runs `begin` with CPython's sections, or marks it
     /// a no-op on a GIL build.
     #[inline(always)]
-    fn begin(&mut self, kind: usize, begin: impl FnOnce(&Sections, *mut c_void)) -> ftshim_status {
+    fn begin(
+        &mut self,
+        kind: usize,
+        mutexes: [*mut PyMutex; 2],
+        begin: impl FnOnce(&Sections, *mut c_void),
+    ) -> ftshim_status {
+        if checked::maybe() {
+            return self.begin_checked(kind, mutexes, begin);
+        }
+        self.begin_unchecked(kind, begin)
+    }
+
+    #[inline(always)]
+    fn begin_unchecked(&mut self, kind: usize, begin: impl FnOnce(&Sections, *mut c_void)) -> ftshim_status {
         match runtime::sections() {
             Ok(Some(sections)) => {
                 self.storage[STATE] = kind;
@@ -54,6 +71,45 @@ impl ftshim_critical_section {
             Err(_) => return FTSHIM_ERR_NO_RUNTIME,
         }
         FTSHIM_OK
+    }
+
+    /// [`Self::begin`] in checked mode: the mutexes' lock order is recorded and a mutex this
+    /// thread holds through `ftshim_mutex_lock` is refused (`FTSHIM_ERR_WOULD_DEADLOCK`); the
+    /// section joins the thread's stack so that `end` can tell the order ([`checked`]).
+    #[cold]
+    #[inline(never)]
+    fn begin_checked(
+        &mut self,
+        kind: usize,
+        mutexes: [*mut PyMutex; 2],
+        begin: impl FnOnce(&Sections, *mut c_void),
+    ) -> ftshim_status {
+        if !checked::on() {
+            return self.begin_unchecked(kind, begin);
+        }
+        let ms = mutexes.map(|m| m as usize);
+        for m in ms.into_iter().filter(|m| *m != 0) {
+            if checked::before_lock(m).is_err() {
+                return FTSHIM_ERR_WOULD_DEADLOCK;
+            }
+        }
+        let status = self.begin_unchecked(kind, begin);
+        if status == FTSHIM_OK {
+            checked::section_begun(self as *mut Self as usize, ms);
+        }
+        status
+    }
+}
+
+impl ftshim_critical_section {
+    /// Checked mode, before an end: true (reported) when a section begun after this one is still
+    /// open on this thread.
+    #[cold]
+    #[inline(never)]
+    fn end_refused_by_checker(&mut self, state: usize) -> bool {
+        checked::on()
+            && (ACTIVE_ONE..=ACTIVE_NOOP).contains(&state)
+            && checked::section_ending(self as *mut Self as usize).is_err()
     }
 }
 
@@ -68,7 +124,7 @@ ftshim_boundary::export! {
         // SAFETY: storage is 64 bytes, pointer-aligned, and stays put until end (caller's
         // contract); PyCriticalSection (16 B) fits at offset 0; `op` is live and a thread state
         // is attached (caller's contract).
-        cs.begin(ACTIVE_ONE, |s, storage| unsafe { (s.begin)(storage, op) })
+        cs.begin(ACTIVE_ONE, [std::ptr::null_mut(); 2], |s, storage| unsafe { (s.begin)(storage, op) })
     }
 
     /// `ftshim_critical_section2_begin` — see include/ftshim.h.
@@ -81,7 +137,7 @@ ftshim_boundary::export! {
         let a = ftshim_boundary::try_nonnull!(a);
         let b = ftshim_boundary::try_nonnull!(b);
         // SAFETY: as in ftshim_critical_section_begin; PyCriticalSection2 (24 B) fits.
-        cs.begin(ACTIVE_TWO, |s, storage| unsafe { (s.begin2)(storage, a, b) })
+        cs.begin(ACTIVE_TWO, [std::ptr::null_mut(); 2], |s, storage| unsafe { (s.begin2)(storage, a, b) })
     }
 
     /// `ftshim_critical_section_begin_mutex` — see include/ftshim.h.
@@ -93,7 +149,7 @@ ftshim_boundary::export! {
         let m = ftshim_boundary::try_nonnull!(m);
         // SAFETY: as in ftshim_critical_section_begin; `m` is a live one-byte mutex with
         // PyMutex's layout that stays put while the section is held (caller's contract).
-        cs.begin(ACTIVE_MUTEX, |s, storage| unsafe { (s.begin_mutex)(storage, m) })
+        cs.begin(ACTIVE_MUTEX, [m, std::ptr::null_mut()], |s, storage| unsafe { (s.begin_mutex)(storage, m) })
     }
 
     /// `ftshim_critical_section2_begin_mutex` — see include/ftshim.h (ABI 1.1).
@@ -107,13 +163,16 @@ ftshim_boundary::export! {
         let m2 = ftshim_boundary::try_nonnull!(m2);
         // SAFETY: as in ftshim_critical_section_begin_mutex, for both mutexes; PyCriticalSection2
         // (24 B) fits in the storage.
-        cs.begin(ACTIVE_TWO_MUTEX, |s, storage| unsafe { begin2_mutex(s.begin2_mutex, storage, m1, m2) })
+        cs.begin(ACTIVE_TWO_MUTEX, [m1, m2], |s, storage| unsafe { begin2_mutex(s.begin2_mutex, storage, m1, m2) })
     }
 
     /// `ftshim_critical_section_end` — see include/ftshim.h.
     pub unsafe fn ftshim_critical_section_end(cs: *mut ftshim_critical_section) -> ftshim_status {
         let cs = ftshim_boundary::try_mut!(cs);
         let state = cs.storage[STATE];
+        if checked::maybe() && cs.end_refused_by_checker(state) {
+            return FTSHIM_ERR_OUT_OF_ORDER;
+        }
         match state {
             ACTIVE_ONE..=ACTIVE_TWO_MUTEX => {
                 // A CPython kind was recorded, so the runtime resolved with sections.

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod checked;
 pub mod critical_section;
 pub mod gil_freedom;
 pub mod immortal;

@@ -15,8 +15,11 @@ use std::sync::atomic::{AtomicU8, Ordering::*};
 
 use ftshim_boundary::Snapshot;
 
+use crate::checked;
 use crate::runtime::{self, GilApi};
-use crate::status::{FTSHIM_ERR_BUSY, FTSHIM_ERR_NOT_LOCKED, FTSHIM_OK, ftshim_status};
+use crate::status::{
+    FTSHIM_ERR_BUSY, FTSHIM_ERR_NOT_LOCKED, FTSHIM_ERR_WOULD_DEADLOCK, FTSHIM_OK, ftshim_status,
+};
 
 /// `ftshim_mutex` in the header.
 #[repr(transparent)]
@@ -64,6 +67,43 @@ impl ftshim_mutex {
             Err(_) => self.lock_slow(None),
         }
         FTSHIM_OK
+    }
+
+    /// [`Self::lock`] when checked mode may be on: refuses a re-lock by the holder (`FTSHIM_ERR_WOULD_DEADLOCK`)
+    /// and records the lock order ([`checked`]).
+    #[cold]
+    #[inline(never)]
+    fn lock_checked(&self) -> ftshim_status {
+        if !checked::on() {
+            return self.lock();
+        }
+        let addr = self.as_pymutex() as usize;
+        if checked::before_lock(addr).is_err() {
+            return FTSHIM_ERR_WOULD_DEADLOCK;
+        }
+        let status = self.lock();
+        checked::locked(addr);
+        status
+    }
+
+    /// [`Self::unlock`] in checked mode: forgets the holder, reporting an unlock by another thread.
+    #[cold]
+    #[inline(never)]
+    fn unlock_checked(&self) -> ftshim_status {
+        if checked::on() && self.is_locked() {
+            checked::unlocking(self.as_pymutex() as usize);
+        }
+        self.unlock()
+    }
+
+    /// After a successful trylock, in checked mode: the thread holds it (no lock-order edge: a
+    /// trylock cannot deadlock).
+    #[cold]
+    #[inline(never)]
+    fn trylocked_checked(&self) {
+        if checked::on() {
+            checked::locked(self.as_pymutex() as usize);
+        }
     }
 
     /// Unlocks; `FTSHIM_ERR_NOT_LOCKED` (nothing changed) when it was not locked.
@@ -216,7 +256,11 @@ impl Default for ftshim_mutex {
 ftshim_boundary::export! {
     /// `ftshim_mutex_lock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_lock(m: *mut ftshim_mutex) -> ftshim_status {
-        ftshim_boundary::try_ref!(m).lock()
+        let m = ftshim_boundary::try_ref!(m);
+        if checked::maybe() {
+            return m.lock_checked();
+        }
+        m.lock()
     }
 
     /// `ftshim_mutex_init` — see include/ftshim.h (ABI 1.1).
@@ -227,12 +271,21 @@ ftshim_boundary::export! {
 
     /// `ftshim_mutex_unlock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_unlock(m: *mut ftshim_mutex) -> ftshim_status {
-        ftshim_boundary::try_ref!(m).unlock()
+        let m = ftshim_boundary::try_ref!(m);
+        if checked::maybe() {
+            return m.unlock_checked();
+        }
+        m.unlock()
     }
 
     /// `ftshim_mutex_trylock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_trylock(m: *mut ftshim_mutex) -> ftshim_status {
-        ftshim_boundary::try_ref!(m).try_lock()
+        let m = ftshim_boundary::try_ref!(m);
+        let status = m.try_lock();
+        if status == FTSHIM_OK && checked::maybe() {
+            m.trylocked_checked();
+        }
+        status
     }
 
     /// `ftshim_mutex_is_locked` — see include/ftshim.h.

@@ -34,6 +34,8 @@ const PAIRS: &[(&str, &str, bool)] = &[
     ("mutex_ftshim_fn", "mutex_native", false),
 ];
 const BAR: f64 = 1.05;
+/// The loops that go through libftshim's functions, which checked mode instruments.
+const CHECKED_LOOPS: &[&str] = &["cs_ftshim_fn", "cs_mutex_ftshim", "mutex_ftshim_fn"];
 
 fn main() -> ExitCode {
     let cli = cli_speed();
@@ -76,7 +78,7 @@ fn main() -> ExitCode {
     );
 
     println!("\ninstructions per iteration under callgrind (inclusive, {CALLGRIND_N} iterations)");
-    match callgrind(ft, &dir, script) {
+    match callgrind(ft, &dir, script, false) {
         Ok(ir) => {
             let contention = contention();
             match write_json(ft, &ns, &ir, &contention, &cli) {
@@ -97,6 +99,25 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("callgrind: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    // Checked mode (FTSHIM_CHECKED=1): what the function forms cost with the checker on. The
+    // inline forms are compiled without -DFTSHIM_CHECKED here, so they do not reach it.
+    println!("\nchecked mode: instructions per iteration of the function forms, FTSHIM_CHECKED off / on");
+    match (callgrind(ft, &dir, script, false), callgrind(ft, &dir, script, true)) {
+        (Ok(off), Ok(on)) => {
+            for name in CHECKED_LOOPS {
+                println!(
+                    "  {name:<18} off {:>7.1}   on {:>7.1}   x{:.1}",
+                    off[*name],
+                    on[*name],
+                    on[*name] / off[*name]
+                );
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("callgrind (checked mode): {e}");
             return ExitCode::FAILURE;
         }
     }
@@ -209,13 +230,15 @@ fn contention() -> Vec<serde_json::Value> {
     out
 }
 
-/// Runs every loop once under callgrind and returns inclusive instructions per iteration.
+/// Runs every loop once under callgrind (with `FTSHIM_CHECKED=1` when `checked`) and returns
+/// inclusive instructions per iteration.
 fn callgrind(
     ft: &ftshim_abi_tests::Interpreter,
     dir: &std::path::Path,
     script: &str,
+    checked: bool,
 ) -> Result<BTreeMap<String, f64>, String> {
-    let outfile = dir.join("callgrind.out");
+    let outfile = dir.join(if checked { "callgrind-checked.out" } else { "callgrind.out" });
     let status = Command::new("valgrind")
         .args(["--tool=callgrind", "--quiet"])
         .arg(format!("--callgrind-out-file={}", outfile.display()))
@@ -223,6 +246,7 @@ fn callgrind(
         .args([script, "once", &CALLGRIND_N.to_string()])
         .env("PYTHONPATH", dir)
         .env("PYTHON_GIL", "0")
+        .env("FTSHIM_CHECKED", if checked { "1" } else { "0" })
         .status()
         .map_err(|e| format!("cannot run valgrind: {e} (scripts/setup.sh installs it)"))?;
     if !status.success() {
