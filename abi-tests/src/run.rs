@@ -162,6 +162,24 @@ pub fn output_within(cmd: &mut Command, limit: Duration, what: &str) -> Output {
     }
     Output { status: run.status, stdout: run.stdout, stderr: run.stderr }
 }
+/// Panics, naming `what` and showing everything it printed, unless `out` is a success.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// [`output_within`] that must succeed ([`assert_success`]).
+pub fn run_ok(cmd: &mut Command, limit: Duration, what: &str) -> Output {
+    let out = output_within(cmd, limit, what);
+    assert_success(&out, what);
+    out
+}
+
 /// Creates a private virtual environment of `interp` in `dir` (`-m venv --without-pip`) and
 /// returns its interpreter. Tests that change site-packages (the import guard) use one each, so
 /// they never touch the machine's interpreters or see each other.
