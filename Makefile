@@ -6,7 +6,7 @@ SHELL := bash
 CARGO ?= cargo
 export FTSHIM_INTERPRETERS ?= $(CURDIR)/target/ftshim-interpreters.env
 
-.PHONY: all setup build run test lint bench clean abi-baseline
+.PHONY: all setup build libs wheel install run test lint bench clean abi-baseline
 
 all: build
 
@@ -16,9 +16,23 @@ setup:
 
 # Both libraries (libftshim, libftshim_loader) and the CLI, staged like an installed prefix in
 # target/ftshim/{include,lib,bin} (scripts/build-libs.sh); then the demo and bench binaries.
-build:
-	bash scripts/build-libs.sh
+build: libs
 	$(CARGO) build --release -p ftshim-abi-tests
+
+libs:
+	bash scripts/build-libs.sh
+
+# The ftshim wheel (py3-none-manylinux_2_17): the CLI, the headers, both libraries, pkg-config
+# files, the CMake package and the Python package (scripts/build-wheel.sh, maturin).
+wheel: setup libs
+	bash scripts/build-wheel.sh
+
+# For C users and packagers: headers, both libraries with their SONAME links, the pkg-config files
+# (prefix = PREFIX), the CMake package and the CLI, into $(DESTDIR)$(PREFIX).
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: libs
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash scripts/install.sh
 
 # After the demo: `ftshim audit --import` over every extension module python3.13t would load from
 # its lib-dynload plus the example the demo just built (target/abi-tests/demo): each inspected,

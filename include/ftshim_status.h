@@ -8,6 +8,12 @@
 
 #include <stdint.h>
 
+/* The ftshim release these headers ship with, as "MAJOR.MINOR.PATCH": the Cargo workspace, the
+ * Python package (ftshim.__version__), the wheel, ftshim.pc and the CMake package carry the same
+ * number (abi-tests/tests/packaging.rs checks them). Not the ABI version (FTSHIM_ABI_VERSION,
+ * FTSHIM_LOADER_ABI_VERSION): a release that adds nothing to the ABI changes only this. */
+#define FTSHIM_VERSION "0.1.0"
+
 /* ------------------------------------------------------------------------------------------
  * Status codes
  *

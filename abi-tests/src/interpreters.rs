@@ -28,6 +28,10 @@ pub struct Interpreters {
     /// The cache `scripts/setup.sh` used (`FTSHIM_CACHE_DIR`): downloads the tests fetch (PyPI
     /// wheels) go under it, outside the repository.
     pub cache_dir: PathBuf,
+    /// The packaging tools' venv (`FTSHIM_PYTOOLS`: maturin, auditwheel, pip).
+    pub pytools: PathBuf,
+    /// The pinned build backends' wheels (`FTSHIM_WHEELHOUSE`), for offline builds.
+    pub wheelhouse: PathBuf,
 }
 
 impl Interpreters {
@@ -85,7 +89,14 @@ pub fn interpreters() -> &'static Interpreters {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| panic!("{} records no FTSHIM_CACHE_DIR; rerun `make setup`", path.display()));
+        let dir = |key: &str| {
+            vars.get(key).filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
+                panic!("{} records no {key}; rerun `make setup`, which installs it", path.display())
+            })
+        };
         Interpreters {
+            pytools: dir("FTSHIM_PYTOOLS"),
+            wheelhouse: dir("FTSHIM_WHEELHOUSE"),
             ft: get("FTSHIM_PY_FT"),
             gil313: get("FTSHIM_PY_GIL313"),
             py311: get("FTSHIM_PY_311"),

@@ -15,13 +15,13 @@ use crate::workspace_root;
 /// Runs `interp` with `args`, `PYTHONPATH=<path>`, and no `PYTHON_GIL` override, so the GIL
 /// state seen is the one the imported modules leave.
 pub fn run_python(interp: &Interpreter, pythonpath: &Path, args: &[&str]) -> Output {
-    python_command(interp, pythonpath, args)
+    python_command(&interp.executable, pythonpath, args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", interp.executable.display()))
 }
 
-fn python_command(interp: &Interpreter, pythonpath: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(&interp.executable);
+fn python_command(python: &Path, pythonpath: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(python);
     cmd.args(args).env("PYTHONPATH", pythonpath).env_remove("PYTHON_GIL").env_remove("PYTHONHOME");
     cmd
 }
@@ -49,7 +49,7 @@ pub fn run_script_env(
     env: &[(String, String)],
 ) -> BTreeMap<String, String> {
     let path = workspace_root().join("abi-tests/py").join(script);
-    run_driver(interp, pythonpath, &path, args, timeout, env).values
+    run_driver(&interp.executable, pythonpath, &path, args, timeout, env).values
 }
 
 /// What a `key=value` driver script printed.
@@ -73,7 +73,7 @@ impl DriverRun {
 /// Runs the driver script at `script` (see [`run_script`]): the one way every test and the demo
 /// run Python drivers, with a time limit.
 fn run_driver(
-    interp: &Interpreter,
+    python: &Path,
     pythonpath: &Path,
     script: &Path,
     args: &[&str],
@@ -82,13 +82,13 @@ fn run_driver(
 ) -> DriverRun {
     let mut all = vec![script.to_str().expect("utf-8 path")];
     all.extend_from_slice(args);
-    let mut cmd = python_command(interp, pythonpath, &all);
+    let mut cmd = python_command(python, pythonpath, &all);
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     // Drained while it runs: a chatty driver is not mistaken for a deadlocked one.
     let run = child::run_within(&mut cmd, timeout)
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", interp.executable.display()));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
     let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
-    let label = format!("{} {args:?} on {}", script.display(), interp.executable.display());
+    let label = format!("{} {args:?} on {}", script.display(), python.display());
     assert!(
         !run.timed_out,
         "{label} did not finish within {timeout:?} (deadlock?)\nstdout:\n{stdout}\nstderr:\n{stderr}"
@@ -115,13 +115,25 @@ pub fn run_counter_stress(
     increments: u32,
     unlocked: bool,
 ) -> DriverRun {
+    run_counter_stress_on(&interp.executable, module_dir, threads, increments, unlocked)
+}
+
+/// [`run_counter_stress`] on the interpreter `python` (a virtual environment's, whose
+/// site-packages holds an installed `counter`; `module_dir` may then be any directory).
+pub fn run_counter_stress_on(
+    python: &Path,
+    module_dir: &Path,
+    threads: u32,
+    increments: u32,
+    unlocked: bool,
+) -> DriverRun {
     let script = workspace_root().join("extensions/counter/stress.py");
     let (t, n) = (threads.to_string(), increments.to_string());
     let mut args = vec![t.as_str(), n.as_str()];
     if unlocked {
         args.push("--unlocked");
     }
-    run_driver(interp, module_dir, &script, &args, Duration::from_secs(300), &[])
+    run_driver(python, module_dir, &script, &args, Duration::from_secs(300), &[])
 }
 
 /// Runs the `ftshim` CLI with `args` (at most ten minutes); returns (exit code, stdout, stderr).
@@ -150,6 +162,24 @@ pub fn output_within(cmd: &mut Command, limit: Duration, what: &str) -> Output {
     }
     Output { status: run.status, stdout: run.stdout, stderr: run.stderr }
 }
+/// Panics, naming `what` and showing everything it printed, unless `out` is a success.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// [`output_within`] that must succeed ([`assert_success`]).
+pub fn run_ok(cmd: &mut Command, limit: Duration, what: &str) -> Output {
+    let out = output_within(cmd, limit, what);
+    assert_success(&out, what);
+    out
+}
+
 /// Creates a private virtual environment of `interp` in `dir` (`-m venv --without-pip`) and
 /// returns its interpreter. Tests that change site-packages (the import guard) use one each, so
 /// they never touch the machine's interpreters or see each other.

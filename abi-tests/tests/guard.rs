@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use ftshim_abi_tests::{
-    Interpreter, artifacts, build_extension, ftshim_cli, interpreters, make_venv, output_within, scratch,
-    snapshot,
+    Interpreter, artifacts, assert_success, build_extension, ftshim_cli, interpreters, make_venv,
+    output_within, scratch, snapshot,
 };
 use ftshim_loader::describe;
 
@@ -39,13 +39,7 @@ fn run(python: &Path, pythonpath: &Path, script: &str, guard_off: bool) -> Outpu
 }
 
 fn stdout_of(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(out, "python in the guard venv");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
