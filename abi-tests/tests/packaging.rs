@@ -185,6 +185,7 @@ fn pip_install_then_ftshim_check_inspect_and_guard_work_without_the_checkout_or_
     let out = run(cmd.arg("check").arg("--python").arg(&py).arg(&ft_module), "ftshim check");
     let expected = format!(
         "target: {} (CPython 3.13, free-threaded, EXT_SUFFIX {}, exports from {})\nACCEPT {}\n\
+         \x20 GIL freedom declared: yes (Py_mod_gil slot is Py_MOD_GIL_NOT_USED)\n\
          1 accepted, 0 refused, 0 unreadable\n",
         py.display(),
         i.ft.ext_suffix,
