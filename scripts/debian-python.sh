@@ -19,7 +19,7 @@
 #                                   the hash of this file, and so does debs/RECIPE: an install or
 #                                   download made by another version of this recipe is made again
 #
-# sid's glibc is newer than this machine's, so sid's binaries cannot use the machine's loader. Four
+# sid's glibc is newer than this machine's, so sid's binaries cannot use the machine's loader. Five
 # edits to the unpacked root make it a working, self-describing installation (each one is checked):
 #   * usr/bin/python3.X gets sid's loader in the root as its ELF interpreter and the root's library
 #     directory as its DT_RPATH (patchelf), so sys.executable starts by itself: subprocess,
@@ -34,7 +34,10 @@
 #     compiler here, as for any CPython installation (setuptools, meson-python... pass only that);
 #     Debian's original is kept beside it as pyconfig.h.debian;
 #   * symlinks with an absolute target (sitecustomize.py -> /etc/python3.X/...) are pointed at the
-#     same path inside the root.
+#     same path inside the root;
+#   * the pkg-config files python-3.X.pc and python-3.X-embed.pc (which meson's python dependency
+#     reads through sysconfig's LIBPC) say prefix=<root>/usr instead of /usr; Debian's originals are
+#     kept beside them as *.pc.debian.
 # Nothing under /etc/apt is read or changed, and nothing is installed into the system.
 
 SID_APT="$CACHE/apt-sid"
@@ -276,6 +279,15 @@ EOF
  * file is included by its path relative to this one. */
 #include "../$SID_MULTIARCH/python$s/pyconfig.h"
 EOF
+  local pc npc=0
+  for pc in "$root/usr/lib/$SID_MULTIARCH/pkgconfig/python-$s.pc" "$root/usr/lib/$SID_MULTIARCH/pkgconfig/python-$s-embed.pc"; do
+    [ -f "$pc" ] || continue
+    grep -qx 'prefix=/usr' "$pc" || die "$pc does not start from prefix=/usr"
+    cp -p "$pc" "$pc.debian"
+    sed -i "s|^prefix=/usr\$|prefix=$root/usr|" "$pc"
+    npc=$((npc + 1))
+  done
+  [ $npc -ge 1 ] || die "no python-$s.pc in $root/usr/lib/$SID_MULTIARCH/pkgconfig"
   local version
   version=$(dpkg-deb -f "$(ls "$dir/debs/python${s}_"*.deb)" Version) || die "no python${s} .deb in $dir/debs"
   mkdir -p "$dir/bin"
@@ -402,6 +414,10 @@ sid_verify() {
   [ "$out" = "$inc"$'\n'"$inc"$'\n'"$lib" ] || { say "$py: sysconfig says INCLUDEPY, include, LIBDIR/INSTSONAME = ${out//$'\n'/, }, expected $inc, $inc, $lib"; return 1; }
   [ -f "$inc/Python.h" ] && [ -f "$root/usr/include/$SID_MULTIARCH/python$s/pyconfig.h" ] && [ -f "$lib" ] ||
     { say "missing $inc/Python.h, $root/usr/include/$SID_MULTIARCH/python$s/pyconfig.h or $lib"; return 1; }
+  #    pkg-config, through sysconfig's LIBPC as meson finds it, names the same headers.
+  out=$(PKG_CONFIG_PATH=$("$py" -I -c 'import sysconfig; print(sysconfig.get_config_var("LIBPC"))') \
+    pkg-config --cflags-only-I "python-$s" 2>&1) && [ "${out%% *}" = "-I$inc" ] ||
+    { say "pkg-config --cflags-only-I python-$s says '$out', expected -I$inc first"; return 1; }
   # 5. A venv: its bin/python starts, is a venv, and has the pip that ensurepip installed.
   "$py" -m venv "$work/venv" >"$work/venv.log" 2>&1 || { tail -20 "$work/venv.log" >&2; say "$py -m venv failed"; return 1; }
   out=$("$work/venv/bin/python" -I -c 'import sys, ssl; assert sys.prefix != sys.base_prefix, "not a venv"; print(sys.prefix)' 2>&1) &&

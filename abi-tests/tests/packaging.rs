@@ -357,13 +357,27 @@ fn templates_on_gil_311() {
     templates_on("3.11", &interpreters().py311.executable, SYSTEMS);
 }
 
-/// 3.12, 3.14, 3.15 and any extra interpreters: the setuptools template (the three backends are
-/// the same on every version; this keeps the run short).
-#[test]
-fn setuptools_template_on_newer_interpreters() {
+/// 3.12, 3.14, 3.15 and any extra interpreters: every template, one test per build system so
+/// that they run side by side.
+fn templates_on_the_other_interpreters(system: &str) {
     for (label, interp) in &interpreters().more {
-        templates_on(label, &interp.executable, &["setuptools"]);
+        templates_on(label, &interp.executable, &[system]);
     }
+}
+
+#[test]
+fn setuptools_template_on_the_other_interpreters() {
+    templates_on_the_other_interpreters("setuptools");
+}
+
+#[test]
+fn meson_template_on_the_other_interpreters() {
+    templates_on_the_other_interpreters("meson");
+}
+
+#[test]
+fn cmake_template_on_the_other_interpreters() {
+    templates_on_the_other_interpreters("cmake");
 }
 
 /// A shared libftshim in a user's wheel: linked with -lftshim, then `auditwheel repair` copies it
