@@ -178,8 +178,9 @@ ftshim_status ftshim_critical_section2_begin_mutex(ftshim_critical_section *cs, 
 
 /* Ends the section of any kind begun on `cs`. Statuses: FTSHIM_OK; FTSHIM_ERR_NULL_ARGUMENT
  * (cs NULL); FTSHIM_ERR_NOT_ACTIVE (cs holds no active section: nothing released);
- * FTSHIM_ERR_OUT_OF_ORDER (checked mode only: a section begun after it is still open; nothing
- * released). In checked mode the mutex forms of begin also return FTSHIM_ERR_WOULD_DEADLOCK
+ * FTSHIM_ERR_OUT_OF_ORDER (ABI 1.1: `cs` is not the calling thread's innermost open section —
+ * one begun after it is still open, or it was begun on another thread; nothing released; checked
+ * on free-threaded 3.13-3.15, and in checked mode on every build). In checked mode the mutex forms of begin also return FTSHIM_ERR_WOULD_DEADLOCK
  * (nothing begun) for a mutex the thread holds through ftshim_mutex_lock. */
 ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
 

@@ -60,8 +60,9 @@ typedef int32_t ftshim_status;
  * ftshim_mutex_lock, so locking it would never return. Nothing was locked; the finding was
  * reported. */
 #define FTSHIM_ERR_WOULD_DEADLOCK (-13)
-/* Checked mode only (ABI 1.1): a section begun after this one on the same thread is still open;
- * ending this one first would unlink that one too. Nothing was ended: end the newer one first. */
+/* ABI 1.1: the section is not the calling thread's innermost open one — a section begun after it
+ * is still open (end that one first), or it was begun on another thread. Nothing was ended.
+ * Free-threaded 3.13-3.15 always; GIL builds (where sections are no-ops) in checked mode only. */
 #define FTSHIM_ERR_OUT_OF_ORDER (-14)
 /* A Rust panic inside libftshim was caught at the boundary. This is a bug in libftshim; the
  * operation did not complete. */

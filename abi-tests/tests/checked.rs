@@ -173,3 +173,30 @@ fn correct_programs_report_nothing_in_checked_mode() {
         assert_eq!((code, out.as_str()), (0, "2 8000 2000 []\n"), "{label}: {err}");
     }
 }
+
+/// Without checked mode: ending a section that is not the calling thread's innermost one — out of
+/// order, or on another thread — returns `FTSHIM_ERR_OUT_OF_ORDER` (-14) and ends nothing on the
+/// free-threaded build, where CPython would otherwise unlink the wrong section and the process
+/// would die later ("PyMutex_Unlock: unlocking mutex that is not locked"); the sections then end
+/// in order and their mutexes are free. On GIL builds sections are no-ops: the misplaced end
+/// succeeds (0) and the later end of the same storage says it is not active (-3).
+#[test]
+fn misused_section_ends_return_a_status_and_the_process_lives() {
+    for (label, interp) in interpreters().all() {
+        let dir = scratch(&format!("checked-misuse-{label}"));
+        let src = workspace_root().join("extensions/checked/checked.c");
+        build_module(&src, "checked", interp, &dir, &BuildOptions::default());
+        let script = format!(
+            "{PRELUDE}print('order', c.begin(0, 0), c.begin(1, 1), c.end(0), c.end(1), c.end(0))\nc.begin(2, 2)\nr = []\nthread(lambda: r.append(c.end(2)))\nprint('thread', r[0], c.end(2))\nprint('free', [c.trylock(i) for i in range(3)], [c.unlock(i) for i in range(3)], c.mode(), c.findings())\n"
+        );
+        let (code, out, err) = run(interp, &dir, "0", &script);
+        // GIL builds: the misplaced end ends its (no-op) section, so the later one finds it ended.
+        let (order, thread) =
+            if interp.free_threaded { ("0 0 -14 0 0", "-14 0") } else { ("0 0 0 0 -3", "0 -3") };
+        assert_eq!(
+            (code, out),
+            (0, format!("order {order}\nthread {thread}\nfree [0, 0, 0] [0, 0, 0] 0 []\n")),
+            "{label}: {err}"
+        );
+    }
+}

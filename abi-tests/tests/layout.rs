@@ -339,3 +339,45 @@ fn gil_layouts_match_the_constants() {
     // are a compile-time assertion in shim/src/immortal.rs).
     assert_eq!(macro_values("3.11", &all.py311, &["sizeof(Py_ssize_t)"]), vec![8]);
 }
+
+/// `offsetof(PyThreadState, critical_section)`, which `ftshim_critical_section_end` reads to find
+/// the calling thread's innermost section: compiled with gcc against 3.13t's headers and 3.14's
+/// and 3.15's with `Py_GIL_DISABLED` (the 3.14t/3.15t header sets), and run; each equals
+/// libftshim's table entry for that version.
+#[test]
+fn the_thread_state_critical_section_offsets_match_the_table() {
+    let all = interpreters();
+    let dir = scratch("layout-tstate");
+    let src = dir.join("offset.c");
+    std::fs::write(
+        &src,
+        "#include <Python.h>\n#include <stdio.h>\n#include <stddef.h>\nint main(void) { printf(\"%zu\\n\", offsetof(PyThreadState, critical_section)); return 0; }\n",
+    )
+    .unwrap();
+    let mut checked = Vec::new();
+    for (label, interp) in all.all() {
+        let version = interp.version;
+        if version < (3, 13) || !(interp.free_threaded || label == "3.14" || label == "3.15") {
+            continue;
+        }
+        let exe = dir.join(format!("offset-{label}"));
+        let out = Command::new("gcc")
+            .args(["-DPy_GIL_DISABLED=1", "-o"])
+            .arg(&exe)
+            .arg(format!("-I{}", interp.include_dir.display()))
+            .arg(&src)
+            .output()
+            .expect("run gcc");
+        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(&exe).output().expect("run the offset program");
+        let offset: usize = String::from_utf8_lossy(&out.stdout).trim().parse().expect("an offset");
+        let table =
+            ftshim::runtime::TSTATE_CRITICAL_SECTION.iter().find(|(v, _)| *v == version).map(|(_, o)| *o);
+        assert_eq!(table, Some(offset), "{label}t headers: offsetof(PyThreadState, critical_section)");
+        checked.push(format!("{}.{}t {offset}", version.0, version.1));
+    }
+    // 3.13t itself, and the 3.14t/3.15t header sets (plus any free-threaded extra interpreter).
+    for expected in ["3.13t 176", "3.14t 176", "3.15t 200"] {
+        assert!(checked.iter().any(|c| c == expected), "{expected} not checked: {checked:?}");
+    }
+}

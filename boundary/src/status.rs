@@ -45,7 +45,7 @@ pub const FTSHIM_ERR_IO: ftshim_status = ftshim_status(-11);
 pub const FTSHIM_ERR_DLOPEN: ftshim_status = ftshim_status(-12);
 /// Checked mode: the thread already holds the mutex it locks.
 pub const FTSHIM_ERR_WOULD_DEADLOCK: ftshim_status = ftshim_status(-13);
-/// Checked mode: a section begun after this one is still open.
+/// Not the calling thread's innermost open section (out of order, or another thread's).
 pub const FTSHIM_ERR_OUT_OF_ORDER: ftshim_status = ftshim_status(-14);
 /// A panic was caught at the boundary.
 pub const FTSHIM_ERR_INTERNAL: ftshim_status = ftshim_status(-99);
@@ -74,7 +74,7 @@ pub const STATUSES: &[(ftshim_status, &str, &CStr)] = &[
     (
         FTSHIM_ERR_OUT_OF_ORDER,
         "FTSHIM_ERR_OUT_OF_ORDER",
-        c"a section begun after this one is still open (checked mode)",
+        c"not the calling thread's innermost open section (ended out of order or on another thread)",
     ),
     (FTSHIM_ERR_INTERNAL, "FTSHIM_ERR_INTERNAL", c"internal error in libftshim (caught panic)"),
 ];

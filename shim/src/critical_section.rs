@@ -177,6 +177,20 @@ ftshim_boundary::export! {
             ACTIVE_ONE..=ACTIVE_TWO_MUTEX => {
                 // A CPython kind was recorded, so the runtime resolved with sections.
                 let Ok(Some(s)) = runtime::sections() else { return FTSHIM_ERR_NO_RUNTIME };
+                if let Some(top) = s.innermost {
+                    // CPython's end pops whatever is on top of the calling thread's stack: ending
+                    // any section but the innermost one of this thread would unlink (and later
+                    // unlock) the wrong one.
+                    // SAFETY: PyThreadState_GetUnchecked has no preconditions; a non-NULL result is
+                    // the live thread state of this thread, `offset` its `critical_section` field.
+                    let innermost = unsafe {
+                        let ts = (top.tstate)();
+                        if ts.is_null() { 0 } else { ts.cast::<u8>().add(top.offset).cast::<usize>().read() }
+                    };
+                    if innermost & !runtime::CRITICAL_SECTION_TAGS != cs as *mut ftshim_critical_section as usize {
+                        return FTSHIM_ERR_OUT_OF_ORDER;
+                    }
+                }
                 cs.storage[STATE] = 0;
                 let end = if (state - MAGIC) % 2 == 0 { s.end2 } else { s.end };
                 // SAFETY: the state word says CPython began a section of this kind in this storage.

@@ -45,7 +45,28 @@ pub struct Sections {
     pub begin_mutex: unsafe extern "C" fn(*mut c_void, *mut PyMutex),
     /// Two-mutex sections (ABI 1.1).
     pub begin2_mutex: Begin2Mutex,
+    /// How `end` finds the calling thread's innermost section, to refuse ending any other one.
+    /// `None` on a version whose `PyThreadState` layout libftshim does not know (not checked).
+    pub innermost: Option<Innermost>,
 }
+
+/// The calling thread's innermost critical section: `PyThreadState_GetUnchecked()` and the
+/// offset of its `uintptr_t critical_section` (a tagged pointer to the top of the thread's stack
+/// of sections), which `abi-tests/tests/layout.rs` checks against each header set.
+#[derive(Debug, Clone, Copy)]
+pub struct Innermost {
+    /// `PyThreadState *PyThreadState_GetUnchecked(void)` (3.13+).
+    pub tstate: unsafe extern "C" fn() -> *mut c_void,
+    /// `offsetof(PyThreadState, critical_section)` for the running version.
+    pub offset: usize,
+}
+
+/// `offsetof(PyThreadState, critical_section)` on free-threaded builds, by `(major, minor)`:
+/// 176 on 3.13t and 3.14t, 200 on 3.15t (layout.rs compiles `offsetof` against each header set).
+pub const TSTATE_CRITICAL_SECTION: &[((u8, u8), usize)] = &[((3, 13), 176), ((3, 14), 176), ((3, 15), 200)];
+
+/// The tag bits of `critical_section` (`_Py_CRITICAL_SECTION_INACTIVE | _TWO_MUTEXES`).
+pub const CRITICAL_SECTION_TAGS: usize = 0x3;
 
 /// How a two-mutex critical section begins.
 #[derive(Debug, Clone, Copy)]
@@ -299,7 +320,15 @@ fn resolve() -> Result<Runtime, RuntimeError> {
                 two: require!(v, c"_PyCriticalSection2_BeginSlow"),
             },
         };
+        let minor = ((v >> 24) as u8, (v >> 16) as u8);
+        let innermost = match TSTATE_CRITICAL_SECTION.iter().find(|(ver, _)| *ver == minor) {
+            Some(&(_, offset)) => {
+                Some(Innermost { tstate: require!(v, c"PyThreadState_GetUnchecked"), offset })
+            }
+            None => None,
+        };
         Some(Sections {
+            innermost,
             begin: require!(v, c"PyCriticalSection_Begin"),
             end: require!(v, c"PyCriticalSection_End"),
             begin2: require!(v, c"PyCriticalSection2_Begin"),
