@@ -103,8 +103,10 @@ typedef struct ftshim_loader_target {
     const char *ext_suffix;
     /* Path of the target's libpython (shared build) or executable (static build): its dynamic
      * exports are what the module's undefined Py* symbols are checked against (read once per
-     * process and path). NULL: no such file; then FTSHIM_LOADER_PROCESS_SYMBOLS decides, and
-     * without it the check is reported as inconclusive. Setting both is invalid. */
+     * process and path). A path that cannot be read or exports no CPython C API is
+     * FTSHIM_ERR_INVALID_ARGUMENT, naming the path and why (and is read again on the next call).
+     * NULL: no such file; then FTSHIM_LOADER_PROCESS_SYMBOLS decides, and without it the check
+     * is reported as inconclusive. Setting both is invalid. */
     const char *exports_path;
 } ftshim_loader_target;
 

@@ -70,6 +70,13 @@ int main(int argc, char **argv)
     ftshim_loader_report report = {sizeof report, 0, 0, 0, 0, NULL};
     show("null-path", "-", ftshim_loader_inspect(NULL, &target, &report), &report);
     show("null-init", "-", ftshim_loader_open(argv[3], &target, &report, NULL), &report);
+    /* An exports_path that is not there, and one that is no CPython: unusable targets. */
+    ftshim_loader_target missing = {sizeof missing, PY_VERSION_HEX, FTSHIM_LOADER_FREE_THREADED, argv[1],
+                                    "/nonexistent/libpython3.13t.so.1.0"};
+    show("bad-exports", "-", ftshim_loader_inspect(argv[3], &missing, &report), &report);
+    ftshim_loader_target not_python = {sizeof not_python, PY_VERSION_HEX, FTSHIM_LOADER_FREE_THREADED, argv[1],
+                                       argv[3]};
+    show("not-python", "-", ftshim_loader_inspect(argv[3], &not_python, &report), &report);
     report.size = 4;
     printf("short-report status=%d\n", (int)ftshim_loader_inspect(argv[3], &target, &report));
     printf("null-report status=%d\n", (int)ftshim_loader_inspect(argv[3], &target, NULL));
@@ -183,6 +190,15 @@ fn a_c_program_gets_the_rust_reasons_and_opens_only_accepted_modules() {
     }
     expected.push_str("null-path - status=-1 inconclusive=0 evidence=0\n  [invalid-argument] path is NULL\n");
     expected.push_str("null-init - status=-1 inconclusive=0 evidence=0\n  [invalid-argument] init is NULL\n");
+    // An unusable exports_path is the caller's error now (it was an "inconclusive" note, and the
+    // failed read was kept for the life of the process).
+    expected.push_str(
+        "bad-exports - status=-9 inconclusive=0 evidence=0\n  [invalid-argument] target->exports_path is unusable: cannot read the target's exports from /nonexistent/libpython3.13t.so.1.0: expected a file, found nothing at this path (No such file or directory (os error 2))\n",
+    );
+    expected.push_str(&format!(
+        "not-python - status=-9 inconclusive=0 evidence=0\n  [invalid-argument] target->exports_path is unusable: {} exports no CPython C API (no Py_Initialize)\n",
+        c.ft_counter.display()
+    ));
     expected.push_str("short-report status=-9\nnull-report status=-1\n");
     assert_eq!(stdout, expected);
 }

@@ -95,11 +95,21 @@ fn null(what: &str) -> Failure {
     }
 }
 
-/// Export sets of interpreters described by path, read once per process.
-fn export_file(path: PathBuf) -> Symbols {
+/// Export sets of interpreters described by path, read once per process — when they can be read:
+/// a path whose exports cannot be read is an error now (not a silently inconclusive check later),
+/// and is not kept, so the same path is read again once it is fixed.
+fn export_file(path: PathBuf) -> Result<Symbols, String> {
     static CACHE: Mutex<Option<HashMap<PathBuf, Symbols>>> = Mutex::new(None);
     let mut cache = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    cache.get_or_insert_with(HashMap::new).entry(path.clone()).or_insert_with(|| Symbols::file(path)).clone()
+    let map = cache.get_or_insert_with(HashMap::new);
+    let symbols = map.entry(path.clone()).or_insert_with(|| Symbols::file(path.clone())).clone();
+    if let Symbols::File(file) = &symbols {
+        if let Err(why) = file.check() {
+            map.remove(&path);
+            return Err(why);
+        }
+    }
+    Ok(symbols)
 }
 
 /// # Safety
@@ -177,7 +187,8 @@ unsafe fn target_from(ptr: *const ftshim_loader_target) -> Result<Target, Failur
                     .to_owned(),
             ));
         }
-        (Some(path), false) => export_file(PathBuf::from(OsStr::from_bytes(path))),
+        (Some(path), false) => export_file(PathBuf::from(OsStr::from_bytes(path)))
+            .map_err(|why| invalid(format!("target->exports_path is unusable: {why}")))?,
         (None, true) => Symbols::Process,
         (None, false) => Symbols::Unknown,
     };

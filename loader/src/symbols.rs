@@ -41,6 +41,11 @@ impl ExportFile {
         &self.path
     }
 
+    /// Reads the exports now (once); `Err` says why they cannot be had.
+    pub fn check(&self) -> Result<(), String> {
+        self.exports().map(|_| ())
+    }
+
     fn exports(&self) -> Result<&HashSet<String>, String> {
         self.exports
             .get_or_init(|| {
