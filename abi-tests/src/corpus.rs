@@ -140,6 +140,16 @@ pub fn build(name: &str) -> Corpus {
     add("elf-endian", &counter_ft, Some(&edited(5, &[2])), vec!["elf-endian"]);
     add("elf-machine", &counter_ft, Some(&edited(18, &183u16.to_le_bytes())), vec!["elf-machine"]);
     add("elf-type", &counter_ft, Some(&edited(16, &2u16.to_le_bytes())), vec!["elf-type"]);
+    // What glibc's loader refuses although everything else is in order (tests/loader_corpus.rs
+    // shows dlopen refusing each): OS ABI FreeBSD, e_version 0, no program headers, PN_XNUM.
+    for (label, at, bytes) in [
+        ("elf-osabi", 7, vec![9u8]),
+        ("elf-version", 20, 0u32.to_le_bytes().to_vec()),
+        ("elf-no-phdrs", 56, 0u16.to_le_bytes().to_vec()),
+        ("elf-phnum-xnum", 56, 0xffffu16.to_le_bytes().to_vec()),
+    ] {
+        add(label, &counter_ft, Some(&edited(at, &bytes)), vec!["elf-malformed"]);
+    }
     // A module that needs a C API the target does not have (CPython 3.14's
     // PyUnstable_IsImmortal): an undefined symbol renamed in place in the string tables.
     let (old, new) = (b"PyType_FromModuleAndSpec\0".as_slice(), b"PyUnstable_IsImmortal\0\0\0\0".as_slice());

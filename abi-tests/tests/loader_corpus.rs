@@ -59,6 +59,40 @@ fn every_corpus_file_is_refused_with_its_exact_codes() {
     }
 }
 
+/// The four files glibc's loader refuses although their headers are otherwise in order: the
+/// loader refuses each with the field and the rule, and dlopen (ctypes, in python3.13t) refuses
+/// each too — the check is what the dynamic loader checks, no more.
+#[test]
+fn what_glibc_refuses_is_refused_with_the_field_named() {
+    let target = interpreters().ft.target();
+    let cases = [
+        (
+            "elf-osabi",
+            "OS ABI ELFOSABI_SYSV (0) or ELFOSABI_GNU (3), the ones glibc's loader accepts, found EI_OSABI 9",
+        ),
+        ("elf-version", "e_version 1 (EV_CURRENT), found e_version 0"),
+        (
+            "elf-no-phdrs",
+            "program headers (e_phnum > 0): without them glibc's loader has nothing to map, found e_phnum 0",
+        ),
+        (
+            "elf-phnum-xnum",
+            "e_phnum below 0xffff (PN_XNUM, an extended count glibc's loader does not read), found e_phnum 0xffff",
+        ),
+    ];
+    for (label, expected) in cases {
+        let path = case(label);
+        let got = message(&loader::inspect(&path, &target), "elf-malformed");
+        assert_eq!(got, format!("{}: malformed ELF file: expected {expected}", path.display()), "{label}");
+        let out = std::process::Command::new(&interpreters().ft.executable)
+            .args(["-c", "import ctypes, sys\ntry:\n    ctypes.CDLL(sys.argv[1])\n    print('loaded')\nexcept OSError:\n    print('refused')"])
+            .arg(&path)
+            .output()
+            .expect("run python3.13t");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "refused\n", "{label}: glibc loaded it");
+    }
+}
+
 #[test]
 fn the_refusal_messages_name_the_rule_the_expected_and_the_found_value() {
     let target = interpreters().ft.target();

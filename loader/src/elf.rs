@@ -252,6 +252,46 @@ fn examine_host<Elf: FileHeader<Endian = Endianness>>(data: &[u8], ex: &mut Exam
             format!("wrong ELF type: expected {}, found {}", type_name(elf::ET_DYN), type_name(e_type)),
         ));
     }
+    // What glibc's loader checks before it maps anything (elf/dl-load.c, open_verify): a file that
+    // passes everything else but fails one of these is refused by dlopen.
+    let ident = data.get(..16).unwrap_or(&[]);
+    let (osabi, abiversion) = (ident.get(7).copied().unwrap_or(0), ident.get(8).copied().unwrap_or(0));
+    match osabi {
+        0 if abiversion != 0 => ex.problems.push(malformed(
+            "ABI version 0 for OS ABI ELFOSABI_SYSV (0), as glibc's loader requires",
+            format!("EI_ABIVERSION {abiversion}"),
+        )),
+        0 | 3 => {}
+        other => ex.problems.push(malformed(
+            "OS ABI ELFOSABI_SYSV (0) or ELFOSABI_GNU (3), the ones glibc's loader accepts",
+            format!("EI_OSABI {other}"),
+        )),
+    }
+    if ident.get(9..).is_some_and(|pad| pad.iter().any(|b| *b != 0)) {
+        ex.problems.push(malformed(
+            "zero padding in e_ident[9..16] (glibc's loader refuses nonzero padding)",
+            format!("{:02x?}", ident.get(9..).unwrap_or(&[])),
+        ));
+    }
+    let e_version = header.e_version(endian);
+    if e_version != u32::from(elf::EV_CURRENT.0) {
+        ex.problems.push(malformed("e_version 1 (EV_CURRENT)", format!("e_version {e_version}")));
+    }
+    match header.e_phnum(endian) {
+        0 => {
+            return ex.problems.push(malformed(
+                "program headers (e_phnum > 0): without them glibc's loader has nothing to map",
+                "e_phnum 0",
+            ));
+        }
+        0xffff => {
+            return ex.problems.push(malformed(
+                "e_phnum below 0xffff (PN_XNUM, an extended count glibc's loader does not read)",
+                "e_phnum 0xffff",
+            ));
+        }
+        _ => {}
+    }
     if let Err(p) = check_extents(header, endian, data) {
         return ex.problems.push(p);
     }
