@@ -21,11 +21,12 @@
 use std::cell::UnsafeCell;
 use std::ffi::{CStr, c_char, c_int};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::*};
+use std::sync::atomic::{AtomicU8, Ordering::*};
 
 use ftshim_boundary::Snapshot;
-use ftshim_boundary::process::lookup;
 
+use crate::mutex::ftshim_mutex;
+use crate::runtime;
 use crate::status::{FTSHIM_ERR_INVALID_ARGUMENT, FTSHIM_OK, ftshim_status};
 
 /// `FTSHIM_CHECKED_OFF`.
@@ -283,76 +284,59 @@ struct Global {
     owners: [(usize, u64); MAX_OWNERS],
     findings: [ftshim_checked_finding; MAX_FINDINGS],
     nfindings: usize,
-    /// Findings not kept because the table was full.
-    dropped: u32,
     overflow_reported: bool,
 }
 
-/// A spin lock around the global part. Not `std::sync::Mutex`: its poisoning consults the panic
-/// count, which would link Rust's panic machinery into every module that links libftshim.a
-/// (tests/sizes.rs). Held only for table updates, never across a report.
-struct Spin<T> {
-    locked: AtomicBool,
-    value: UnsafeCell<T>,
+/// The global part behind libftshim's own mutex (not `std::sync::Mutex`: its poisoning consults
+/// the panic count, which would link Rust's panic machinery into every module that links
+/// libftshim.a; tests/sizes.rs). Held only for table updates, never across a report. A waiter
+/// parks as any `ftshim_mutex` waiter does (releasing the GIL on 3.11/3.12).
+struct Locked {
+    mutex: ftshim_mutex,
+    value: UnsafeCell<Global>,
 }
 
-// SAFETY: `value` is only reached through a guard, and one guard exists at a time.
-unsafe impl<T: Send> Sync for Spin<T> {}
+// SAFETY: `value` is only reached through a `GlobalGuard`, which exists only while `mutex` is held.
+unsafe impl Sync for Locked {}
 
-struct SpinGuard<'a, T>(&'a Spin<T>);
+struct GlobalGuard(&'static Locked);
 
-impl<T> Spin<T> {
-    fn lock(&self) -> SpinGuard<'_, T> {
-        let mut spins = 0u32;
-        while self.locked.compare_exchange_weak(false, true, Acquire, Relaxed).is_err() {
-            spins = spins.wrapping_add(1);
-            if spins % 64 == 0 {
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
-            } else {
-                std::hint::spin_loop();
-            }
-        }
-        SpinGuard(self)
-    }
-}
-
-impl<T> Deref for SpinGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: the guard holds the lock.
+impl Deref for GlobalGuard {
+    type Target = Global;
+    fn deref(&self) -> &Global {
+        // SAFETY: the guard holds the mutex.
         unsafe { &*self.0.value.get() }
     }
 }
 
-impl<T> DerefMut for SpinGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the guard holds the lock, and this is its only borrow.
+impl DerefMut for GlobalGuard {
+    fn deref_mut(&mut self) -> &mut Global {
+        // SAFETY: the guard holds the mutex, and this is its only borrow.
         unsafe { &mut *self.0.value.get() }
     }
 }
 
-impl<T> Drop for SpinGuard<'_, T> {
+impl Drop for GlobalGuard {
     fn drop(&mut self) {
-        self.0.locked.store(false, Release);
+        let _ = self.0.mutex.unlock();
     }
 }
 
-static GLOBAL: Spin<Global> = Spin {
-    locked: AtomicBool::new(false),
+static GLOBAL: Locked = Locked {
+    mutex: ftshim_mutex::new(),
     value: UnsafeCell::new(Global {
         edges: [(0, 0, 0); MAX_EDGES],
         nedges: 0,
         owners: [(0, 0); MAX_OWNERS],
         findings: [NO_FINDING; MAX_FINDINGS],
         nfindings: 0,
-        dropped: 0,
         overflow_reported: false,
     }),
 };
 
-fn global() -> SpinGuard<'static, Global> {
-    GLOBAL.lock()
+fn global() -> GlobalGuard {
+    let _ = GLOBAL.mutex.lock();
+    GlobalGuard(&GLOBAL)
 }
 
 fn tid() -> u64 {
@@ -410,17 +394,11 @@ impl Global {
         }
     }
 
-    fn record(&mut self, f: ftshim_checked_finding) -> bool {
-        match self.findings.get_mut(self.nfindings) {
-            Some(slot) => {
-                *slot = f;
-                self.nfindings += 1;
-                true
-            }
-            None => {
-                self.dropped = self.dropped.saturating_add(1);
-                false
-            }
+    /// Keeps `f` while there is room (its report on stderr is made either way).
+    fn record(&mut self, f: ftshim_checked_finding) {
+        if let Some(slot) = self.findings.get_mut(self.nfindings) {
+            *slot = f;
+            self.nfindings += 1;
         }
     }
 
@@ -466,15 +444,16 @@ impl Line {
         self.bytes(s.as_bytes())
     }
 
-    fn dec(&mut self, mut v: u64) -> &mut Self {
+    /// `v` in base `radix` (10 or 16), without prefix.
+    fn number(&mut self, mut v: u64, radix: u64) -> &mut Self {
         let mut digits = [0u8; 20];
         let mut at = digits.len();
         loop {
             at -= 1;
             if let Some(d) = digits.get_mut(at) {
-                *d = b'0' + (v % 10) as u8;
+                *d = b"0123456789abcdef".get((v % radix) as usize).copied().unwrap_or(b'?');
             }
-            v /= 10;
+            v /= radix;
             if v == 0 || at == 0 {
                 break;
             }
@@ -482,21 +461,12 @@ impl Line {
         self.bytes(digits.get(at..).unwrap_or(&[]))
     }
 
+    fn dec(&mut self, v: u64) -> &mut Self {
+        self.number(v, 10)
+    }
+
     fn hex(&mut self, v: usize) -> &mut Self {
-        let mut digits = [0u8; 16];
-        let mut at = digits.len();
-        let mut v = v;
-        loop {
-            at -= 1;
-            if let Some(d) = digits.get_mut(at) {
-                *d = b"0123456789abcdef".get(v & 0xf).copied().unwrap_or(b'?');
-            }
-            v >>= 4;
-            if v == 0 || at == 0 {
-                break;
-            }
-        }
-        self.str("0x").bytes(digits.get(at..).unwrap_or(&[]))
+        self.str("0x").number(v as u64, 16)
     }
 }
 
@@ -531,8 +501,9 @@ fn describe(out: &mut Line, addr: usize) {
     }
 }
 
-fn kind_name(kind: i32) -> &'static [u8] {
-    KINDS.iter().find(|(k, _, _)| *k == kind).map_or(b"?", |(_, _, d)| d.to_bytes())
+/// A finding kind's description (what `ftshim_checked_kind_str` returns).
+fn kind_description(kind: i32) -> &'static CStr {
+    KINDS.iter().find(|(k, _, _)| *k == kind).map_or(c"unknown finding kind", |(_, _, d)| d)
 }
 
 /// Records a finding, prints it, warns in Python, and aborts in abort mode. `earlier` is the
@@ -546,7 +517,7 @@ fn report(kind: i32, locks: &[usize], earlier: Option<(u64, &[usize])>) {
     }
     global().record(f);
     let mut line = Line { buf: [0; 1024], len: 0 };
-    line.str("ftshim checked: ").bytes(kind_name(kind)).str(": thread ").dec(me);
+    line.str("ftshim checked: ").bytes(kind_description(kind).to_bytes()).str(": thread ").dec(me);
     match kind {
         KIND_LOCK_ORDER => {
             line.str(" takes mutex ");
@@ -588,28 +559,25 @@ fn warn(message: &[u8; 1024]) {
     type Occurred = unsafe extern "C" fn() -> *mut libc::c_void;
     type WarnEx = unsafe extern "C" fn(*mut libc::c_void, *const c_char, isize) -> c_int;
     type Clear = unsafe extern "C" fn();
-    let (Some(check), Some(occurred), Some(warn_ex), Some(clear), Some(category)) = (
-        lookup(c"PyGILState_Check"),
-        lookup(c"PyErr_Occurred"),
-        lookup(c"PyErr_WarnEx"),
-        lookup(c"PyErr_Clear"),
-        lookup(c"PyExc_RuntimeWarning"),
-    ) else {
-        return;
+    // SAFETY: each type transcribes the named CPython function's C declaration;
+    // PyExc_RuntimeWarning is a `PyObject *` variable, looked up as its address.
+    let found = unsafe {
+        (
+            runtime::lookup::<Check>(c"PyGILState_Check"),
+            runtime::lookup::<Occurred>(c"PyErr_Occurred"),
+            runtime::lookup::<WarnEx>(c"PyErr_WarnEx"),
+            runtime::lookup::<Clear>(c"PyErr_Clear"),
+            runtime::lookup::<*mut *mut libc::c_void>(c"PyExc_RuntimeWarning"),
+        )
     };
-    // SAFETY: CPython's functions with their C signatures; PyExc_RuntimeWarning is a
-    // `PyObject *` variable. The thread state is attached when PyGILState_Check says so, which
-    // the calls after it need; `message` is NUL-terminated (report() ends it).
+    let (Some(check), Some(occurred), Some(warn_ex), Some(clear), Some(category)) = found else { return };
+    // SAFETY: the thread state is attached when PyGILState_Check says so, which the calls after
+    // it need; `message` is NUL-terminated (report() ends it).
     unsafe {
-        let check: Check = std::mem::transmute(check);
-        let occurred: Occurred = std::mem::transmute(occurred);
         if check() != 1 || !occurred().is_null() {
             return;
         }
-        let warn_ex: WarnEx = std::mem::transmute(warn_ex);
-        let category = category.cast::<*mut libc::c_void>().read();
-        if warn_ex(category, message.as_ptr().cast(), 1) < 0 {
-            let clear: Clear = std::mem::transmute(clear);
+        if warn_ex(category.read(), message.as_ptr().cast(), 1) < 0 {
             clear();
         }
     }
@@ -716,19 +684,28 @@ pub fn section_begun(storage: usize, mutexes: [usize; 2]) {
     push(Held::Section { storage, mutexes });
 }
 
-/// Before the section in `storage` ends: `Err(Reported)`, when a section begun after it is
-/// still open — CPython would unlink the newer one from the thread's stack too, so it must not
-/// end; otherwise it leaves the thread's stack.
+/// Before the section in `storage` ends: `Err(Reported)`, reported, when it is not the calling
+/// thread's innermost open section — CPython would unlink the newer one too, so it must not end.
+/// `cpython_innermost` is that section as CPython records it, when it can be read (free-threaded
+/// builds: it also sees sections begun through CPython's own macros); otherwise (GIL builds) the
+/// checker's own stack decides. On success the section leaves the checker's stack.
 #[cold]
 #[inline(never)]
-pub fn section_ending(storage: usize) -> Result<(), Reported> {
-    match remove(|h| matches!(h, Held::Section { storage: s, .. } if *s == storage), true) {
-        Some((false, newest)) => {
-            report(KIND_OUT_OF_ORDER, &[storage, newest], None);
-            Err(Reported)
+pub fn section_ending(storage: usize, cpython_innermost: Option<usize>) -> Result<(), Reported> {
+    let is = |h: &Held| matches!(h, Held::Section { storage: s, .. } if *s == storage);
+    let newest = match cpython_innermost {
+        Some(top) if top != storage => top,
+        Some(_) => {
+            remove(is, false);
+            return Ok(());
         }
-        _ => Ok(()),
-    }
+        None => match remove(is, true) {
+            Some((false, newest)) => newest,
+            _ => return Ok(()),
+        },
+    };
+    report(KIND_OUT_OF_ORDER, &[storage, newest], None);
+    Err(Reported)
 }
 
 ftshim_boundary::export! {
@@ -767,7 +744,6 @@ ftshim_boundary::export! {
         let mut g = global();
         g.nfindings = 0;
         g.nedges = 0;
-        g.dropped = 0;
         g.overflow_reported = false;
         g.owners = [(0, 0); MAX_OWNERS];
         FTSHIM_OK
@@ -775,6 +751,6 @@ ftshim_boundary::export! {
 
     /// `ftshim_checked_kind_str` — see include/ftshim.h (ABI 1.1).
     pub unsafe fn ftshim_checked_kind_str(kind: c_int) -> *const c_char {
-        KINDS.iter().find(|(k, _, _)| *k == kind).map_or(c"unknown finding kind".as_ptr(), |(_, _, d)| d.as_ptr())
+        kind_description(kind).as_ptr()
     }
 }

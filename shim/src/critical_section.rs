@@ -12,7 +12,7 @@
 use std::ffi::c_void;
 
 use crate::checked;
-use crate::runtime::{self, Begin2Mutex, PyMutex, PyObject, Sections};
+use crate::runtime::{self, Begin2Mutex, Innermost, PyMutex, PyObject, Sections};
 use crate::status::{
     FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_NOT_ACTIVE, FTSHIM_ERR_OUT_OF_ORDER, FTSHIM_ERR_WOULD_DEADLOCK,
     FTSHIM_OK, ftshim_status,
@@ -99,17 +99,25 @@ impl ftshim_critical_section {
         }
         status
     }
-}
 
-impl ftshim_critical_section {
-    /// Checked mode, before an end: true (reported) when a section begun after this one is still
-    /// open on this thread.
+    /// The calling thread's innermost section as CPython records it (`PyThreadState`'s tagged
+    /// `critical_section`), untagged; 0 without a thread state.
+    fn cpython_innermost(top: Innermost) -> usize {
+        // SAFETY: PyThreadState_GetUnchecked has no preconditions; a non-NULL result is the live
+        // thread state of this thread, `offset` its `critical_section` field (layout-checked).
+        let tagged = unsafe {
+            let ts = (top.tstate)();
+            if ts.is_null() { 0 } else { ts.cast::<u8>().add(top.offset).cast::<usize>().read() }
+        };
+        tagged & !runtime::CRITICAL_SECTION_TAGS
+    }
+
+    /// Checked mode, before an end: true (reported) when this is not the thread's innermost
+    /// section — by CPython's record when there is one (`innermost`), else by the checker's own.
     #[cold]
     #[inline(never)]
-    fn end_refused_by_checker(&mut self, state: usize) -> bool {
-        checked::on()
-            && (ACTIVE_ONE..=ACTIVE_NOOP).contains(&state)
-            && checked::section_ending(self as *mut Self as usize).is_err()
+    fn end_refused_by_checker(&mut self, innermost: Option<usize>) -> bool {
+        checked::on() && checked::section_ending(self as *mut Self as usize, innermost).is_err()
     }
 }
 
@@ -170,39 +178,31 @@ ftshim_boundary::export! {
     pub unsafe fn ftshim_critical_section_end(cs: *mut ftshim_critical_section) -> ftshim_status {
         let cs = ftshim_boundary::try_mut!(cs);
         let state = cs.storage[STATE];
-        if checked::maybe() && cs.end_refused_by_checker(state) {
+        let sections = match state {
+            // A CPython kind was recorded, so the runtime resolved with sections.
+            ACTIVE_ONE..=ACTIVE_TWO_MUTEX => match runtime::sections() {
+                Ok(Some(s)) => Some(s),
+                _ => return FTSHIM_ERR_NO_RUNTIME,
+            },
+            ACTIVE_NOOP => None,
+            _ => return FTSHIM_ERR_NOT_ACTIVE,
+        };
+        // CPython's end pops whatever is on top of the calling thread's stack: ending any section
+        // but this thread's innermost one would unlink (and later unlock) the wrong one.
+        let innermost = sections.and_then(|s| s.innermost).map(ftshim_critical_section::cpython_innermost);
+        if checked::maybe() && cs.end_refused_by_checker(innermost) {
             return FTSHIM_ERR_OUT_OF_ORDER;
         }
-        match state {
-            ACTIVE_ONE..=ACTIVE_TWO_MUTEX => {
-                // A CPython kind was recorded, so the runtime resolved with sections.
-                let Ok(Some(s)) = runtime::sections() else { return FTSHIM_ERR_NO_RUNTIME };
-                if let Some(top) = s.innermost {
-                    // CPython's end pops whatever is on top of the calling thread's stack: ending
-                    // any section but the innermost one of this thread would unlink (and later
-                    // unlock) the wrong one.
-                    // SAFETY: PyThreadState_GetUnchecked has no preconditions; a non-NULL result is
-                    // the live thread state of this thread, `offset` its `critical_section` field.
-                    let innermost = unsafe {
-                        let ts = (top.tstate)();
-                        if ts.is_null() { 0 } else { ts.cast::<u8>().add(top.offset).cast::<usize>().read() }
-                    };
-                    if innermost & !runtime::CRITICAL_SECTION_TAGS != cs as *mut ftshim_critical_section as usize {
-                        return FTSHIM_ERR_OUT_OF_ORDER;
-                    }
-                }
-                cs.storage[STATE] = 0;
-                let end = if (state - MAGIC) % 2 == 0 { s.end2 } else { s.end };
-                // SAFETY: the state word says CPython began a section of this kind in this storage.
-                unsafe { end(cs.cpython_storage()) };
-                FTSHIM_OK
-            }
-            ACTIVE_NOOP => {
-                cs.storage[STATE] = 0;
-                FTSHIM_OK
-            }
-            _ => FTSHIM_ERR_NOT_ACTIVE,
+        if innermost.is_some_and(|top| top != cs as *mut ftshim_critical_section as usize) {
+            return FTSHIM_ERR_OUT_OF_ORDER;
         }
+        cs.storage[STATE] = 0;
+        if let Some(s) = sections {
+            let end = if (state - MAGIC) % 2 == 0 { s.end2 } else { s.end };
+            // SAFETY: the state word said CPython began a section of this kind in this storage.
+            unsafe { end(cs.cpython_storage()) };
+        }
+        FTSHIM_OK
     }
 }
 

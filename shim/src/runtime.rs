@@ -286,7 +286,7 @@ fn init() {
 ///
 /// # Safety
 /// `T` must be the correct, pointer-sized type for the symbol `name`.
-unsafe fn lookup<T: Copy>(name: &CStr) -> Option<T> {
+pub(crate) unsafe fn lookup<T: Copy>(name: &CStr) -> Option<T> {
     const { assert!(std::mem::size_of::<T>() == std::mem::size_of::<*mut c_void>()) };
     let addr = process::lookup(name)?;
     // SAFETY: the caller guarantees T is the symbol's (pointer-sized) type; the address stays
@@ -320,8 +320,7 @@ fn resolve() -> Result<Runtime, RuntimeError> {
                 two: require!(v, c"_PyCriticalSection2_BeginSlow"),
             },
         };
-        let minor = ((v >> 24) as u8, (v >> 16) as u8);
-        let innermost = match TSTATE_CRITICAL_SECTION.iter().find(|(ver, _)| *ver == minor) {
+        let innermost = match TSTATE_CRITICAL_SECTION.iter().find(|(ver, _)| *ver == host.version()) {
             Some(&(_, offset)) => {
                 Some(Innermost { tstate: require!(v, c"PyThreadState_GetUnchecked"), offset })
             }
