@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr, c_char, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use super::{Code, InitFn, ProcessTargetError, Refusal, Report, Symbols, Target};
+use super::{Code, ExportFile, InitFn, ProcessTargetError, Refusal, Report, Symbols, Target};
 use ftshim_boundary::status::{
     FTSHIM_ERR_INVALID_ARGUMENT, FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_NULL_ARGUMENT, FTSHIM_OK, ftshim_status,
 };
@@ -99,17 +99,16 @@ fn null(what: &str) -> Failure {
 /// a path whose exports cannot be read is an error now (not a silently inconclusive check later),
 /// and is not kept, so the same path is read again once it is fixed.
 fn export_file(path: PathBuf) -> Result<Symbols, String> {
-    static CACHE: Mutex<Option<HashMap<PathBuf, Symbols>>> = Mutex::new(None);
+    static CACHE: Mutex<Option<HashMap<PathBuf, Arc<ExportFile>>>> = Mutex::new(None);
     let mut cache = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let map = cache.get_or_insert_with(HashMap::new);
-    let symbols = map.entry(path.clone()).or_insert_with(|| Symbols::file(path.clone())).clone();
-    if let Symbols::File(file) = &symbols {
-        if let Err(why) = file.check() {
-            map.remove(&path);
-            return Err(why);
-        }
+    if let Some(file) = map.get(&path) {
+        return Ok(Symbols::File(file.clone()));
     }
-    Ok(symbols)
+    let file = ExportFile::new(path.clone());
+    file.check()?;
+    map.insert(path, file.clone());
+    Ok(Symbols::File(file))
 }
 
 /// # Safety
@@ -265,7 +264,7 @@ unsafe fn arguments(
     Ok((path, target))
 }
 
-/// The private details of a report filled by libftshim_loader_loader, if any.
+/// The private details of a report filled by libftshim_loader, if any.
 ///
 /// # Safety
 /// `report._ftshim_private` is NULL or was set by `fill` and not yet cleared.
@@ -339,7 +338,7 @@ export! {
         message: *mut *const c_char,
     ) -> ftshim_status {
         let report = try_ref!(report);
-        // SAFETY: the header's contract: the report was filled by libftshim_loader_loader or is empty.
+        // SAFETY: the header's contract: the report was filled by libftshim_loader or is empty.
         let Some((c, m)) = (unsafe { details(report) }).and_then(|d| d.reasons.get(index as usize)) else {
             return FTSHIM_ERR_INVALID_ARGUMENT;
         };
@@ -362,7 +361,7 @@ export! {
     ) -> ftshim_status {
         let report = try_ref!(report);
         let message = try_mut!(message);
-        // SAFETY: the header's contract: the report was filled by libftshim_loader_loader or is empty.
+        // SAFETY: the header's contract: the report was filled by libftshim_loader or is empty.
         let Some(m) = (unsafe { details(report) }).and_then(|d| d.inconclusive.get(index as usize)) else {
             return FTSHIM_ERR_INVALID_ARGUMENT;
         };

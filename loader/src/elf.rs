@@ -254,23 +254,22 @@ fn examine_host<Elf: FileHeader<Endian = Endianness>>(data: &[u8], ex: &mut Exam
     }
     // What glibc's loader checks before it maps anything (elf/dl-load.c, open_verify): a file that
     // passes everything else but fails one of these is refused by dlopen.
-    let ident = data.get(..16).unwrap_or(&[]);
-    let (osabi, abiversion) = (ident.get(7).copied().unwrap_or(0), ident.get(8).copied().unwrap_or(0));
-    match osabi {
-        0 if abiversion != 0 => ex.problems.push(malformed(
+    let ident = header.e_ident();
+    match ident.os_abi {
+        elf::ELFOSABI_SYSV if ident.abi_version != 0 => ex.problems.push(malformed(
             "ABI version 0 for OS ABI ELFOSABI_SYSV (0), as glibc's loader requires",
-            format!("EI_ABIVERSION {abiversion}"),
+            format!("EI_ABIVERSION {}", ident.abi_version),
         )),
-        0 | 3 => {}
+        elf::ELFOSABI_SYSV | elf::ELFOSABI_GNU => {}
         other => ex.problems.push(malformed(
             "OS ABI ELFOSABI_SYSV (0) or ELFOSABI_GNU (3), the ones glibc's loader accepts",
-            format!("EI_OSABI {other}"),
+            format!("EI_OSABI {}", other.0),
         )),
     }
-    if ident.get(9..).is_some_and(|pad| pad.iter().any(|b| *b != 0)) {
+    if ident.padding.iter().any(|b| *b != 0) {
         ex.problems.push(malformed(
             "zero padding in e_ident[9..16] (glibc's loader refuses nonzero padding)",
-            format!("{:02x?}", ident.get(9..).unwrap_or(&[])),
+            format!("{:02x?}", ident.padding),
         ));
     }
     let e_version = header.e_version(endian);
@@ -284,7 +283,7 @@ fn examine_host<Elf: FileHeader<Endian = Endianness>>(data: &[u8], ex: &mut Exam
                 "e_phnum 0",
             ));
         }
-        0xffff => {
+        elf::PN_XNUM => {
             return ex.problems.push(malformed(
                 "e_phnum below 0xffff (PN_XNUM, an extended count glibc's loader does not read)",
                 "e_phnum 0xffff",
@@ -412,7 +411,8 @@ fn check_extents<Elf: FileHeader<Endian = Endianness>>(
 
     let phoff: u64 = header.e_phoff(endian).into();
     let phnum = header.e_phnum(endian);
-    if phoff != 0 && phnum != 0 && phnum != elf::PN_XNUM {
+    // (e_phnum 0 and PN_XNUM were refused before.)
+    if phoff != 0 {
         let entsize = u64::from(header.e_phentsize(endian));
         if entsize != std::mem::size_of::<Elf::ProgramHeader>() as u64 {
             return Err(malformed(

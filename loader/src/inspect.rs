@@ -157,7 +157,7 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
         let (e, refusal) = check_entry(&module, ev, target);
         entry = e;
         refusals.extend(refusal);
-        let found = slots::read(data, entry.as_ref());
+        let found = slots::read(data, entry.as_ref(), ev);
         let (slot_refusals, slot_notes) = slots::check(&found, target);
         refusals.extend(slot_refusals);
         inconclusive.extend(slot_notes);

@@ -19,6 +19,7 @@ use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, Rela, SectionHeader, Sym};
 
 use crate::code::{Code, Refusal};
+use crate::elf::Evidence;
 use crate::report::Entry;
 use crate::target::Target;
 
@@ -49,13 +50,15 @@ pub const ABI_INTERNAL: u16 = 0x8;
 impl AbiInfo {
     /// The flags by name, e.g. `STABLE|GIL|FREETHREADED`.
     pub fn flag_names(&self) -> String {
-        let names = [(ABI_STABLE, "STABLE"), (ABI_GIL, "GIL"), (ABI_FREETHREADED, "FREETHREADED")];
+        let names = [
+            (ABI_STABLE, "STABLE"),
+            (ABI_GIL, "GIL"),
+            (ABI_FREETHREADED, "FREETHREADED"),
+            (ABI_INTERNAL, "INTERNAL"),
+        ];
         let mut out: Vec<String> =
             names.iter().filter(|(bit, _)| self.flags & bit != 0).map(|(_, n)| (*n).to_owned()).collect();
-        if self.flags & ABI_INTERNAL != 0 {
-            out.push("INTERNAL".to_owned());
-        }
-        let unknown = self.flags & !(ABI_STABLE | ABI_GIL | ABI_FREETHREADED | ABI_INTERNAL);
+        let unknown = self.flags & !names.iter().fold(0, |all, (bit, _)| all | bit);
         if unknown != 0 {
             out.push(format!("{unknown:#x}"));
         }
@@ -106,8 +109,6 @@ pub struct Slot {
 /// The module's slot array, when it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotArray {
-    /// Its address in the file's address space.
-    pub address: u64,
     /// Its records, without the terminator.
     pub slots: Vec<Slot>,
     /// The `PyABIInfo` its `Py_mod_abi` slot points to, when it has one that could be read.
@@ -196,15 +197,9 @@ struct Image<'a> {
     data: &'a [u8],
     /// `(p_vaddr, p_filesz, p_offset)` of each `PT_LOAD`.
     loads: Vec<(u64, u64, u64)>,
-    /// Relocated addresses → the target address when it is known (`RELATIVE`, or a symbol
+    /// Relocated addresses → the target address when it is known (`RELATIVE`, RELR, or a symbol
     /// defined in the file), `None` for a symbol from elsewhere.
     relocs: BTreeMap<u64, Option<u64>>,
-    /// Defined dynamic symbols: name → `(st_value, st_size)`.
-    symbols: BTreeMap<String, (u64, u64)>,
-    /// Undefined dynamic symbols.
-    imports: Vec<String>,
-    /// Little-endian x86-64, the one machine whose code is read.
-    x86_64: bool,
 }
 
 impl<'a> Image<'a> {
@@ -223,15 +218,19 @@ impl<'a> Image<'a> {
     }
 }
 
-fn image(data: &[u8]) -> Result<Image<'_>, String> {
+/// The image of a little-endian x86-64 file (the one machine whose code is read) and the
+/// address and size of its dynamic symbol `entry`.
+fn image<'a>(data: &'a [u8], entry: &str) -> Result<(Image<'a>, u64, u64), String> {
     type Header = elf::FileHeader64<Endianness>;
     let header = Header::parse(data).map_err(|e| format!("the ELF header cannot be read ({e})"))?;
     let endian = header.endian().map_err(|e| format!("the ELF byte order is unknown ({e})"))?;
-    let x86_64 = header.e_machine(endian) == elf::EM_X86_64 && endian == Endianness::Little;
-    let mut loads = Vec::new();
+    if header.e_machine(endian) != elf::EM_X86_64 || endian != Endianness::Little {
+        return Err(format!("{entry}'s code is read on x86-64 only"));
+    }
+    let mut img = Image { data, loads: Vec::new(), relocs: BTreeMap::new() };
     for ph in header.program_headers(endian, data).map_err(|e| format!("no program headers ({e})"))? {
         if ph.p_type(endian) == elf::PT_LOAD {
-            loads.push((ph.p_vaddr(endian), ph.p_filesz(endian), ph.p_offset(endian)));
+            img.loads.push((ph.p_vaddr(endian), ph.p_filesz(endian), ph.p_offset(endian)));
         }
     }
     let sections = header.sections(endian, data).map_err(|e| format!("no section headers ({e})"))?;
@@ -241,53 +240,39 @@ fn image(data: &[u8]) -> Result<Image<'_>, String> {
     let dynsym = sections
         .symbols(endian, data, elf::SHT_DYNSYM)
         .map_err(|e| format!("the dynamic symbol table cannot be read ({e})"))?;
-    let mut symbols = BTreeMap::new();
-    let mut imports = Vec::new();
-    let mut values = Vec::with_capacity(dynsym.len());
-    for sym in dynsym.iter() {
-        let defined = !sym.is_undefined(endian);
-        values.push(defined.then(|| sym.st_value(endian)));
-        let Ok(Ok(name)) = dynsym.symbol_name(endian, sym).map(std::str::from_utf8) else { continue };
-        if defined {
-            symbols.insert(name.to_owned(), (sym.st_value(endian), sym.st_size(endian)));
-        } else if !name.is_empty() {
-            imports.push(name.to_owned());
-        }
-    }
-    let mut relocs = BTreeMap::new();
+    // Each symbol's value when the file defines it (relocations name symbols by index).
+    let values: Vec<Option<u64>> =
+        dynsym.iter().map(|sym| (!sym.is_undefined(endian)).then(|| sym.st_value(endian))).collect();
+    let (addr, size) = dynsym
+        .iter()
+        .find(|sym| !sym.is_undefined(endian) && dynsym.symbol_name(endian, sym) == Ok(entry.as_bytes()))
+        .map(|sym| (sym.st_value(endian), sym.st_size(endian)))
+        .ok_or_else(|| format!("{entry} has no address"))?;
     for section in sections.iter() {
         if section.sh_flags(endian).0 & elf::SHF_ALLOC.0 == 0 {
             continue;
         }
         if let Ok(Some((relas, _))) = section.rela(endian, data) {
             for r in relas {
-                let at = r.r_offset(endian);
-                let addend = r.r_addend(endian);
+                let addend = r.r_addend(endian) as u64;
+                let symbol = || values.get(r.r_sym(endian, false) as usize).copied().flatten();
                 let target = match r.r_type(endian, false) {
-                    elf::R_X86_64_RELATIVE => Some(addend as u64),
-                    elf::R_X86_64_64 => values
-                        .get(r.r_sym(endian, false) as usize)
-                        .copied()
-                        .flatten()
-                        .map(|v| v.wrapping_add(addend as u64)),
+                    elf::R_X86_64_RELATIVE => Some(addend),
+                    elf::R_X86_64_64 => symbol().map(|v| v.wrapping_add(addend)),
+                    elf::R_X86_64_GLOB_DAT | elf::R_X86_64_JUMP_SLOT => symbol(),
                     _ => None,
                 };
-                relocs.insert(at, target);
+                img.relocs.insert(r.r_offset(endian), target);
             }
         } else if let Ok(Some(relr)) = section.relr(endian, data) {
-            // RELR keeps the addend in place: read it once the image is known.
+            // RELR keeps the addend in place.
             for at in relr {
-                relocs.insert(at, None);
+                let value = img.u64_at(at);
+                img.relocs.insert(at, value);
             }
         }
     }
-    let mut img = Image { data, x86_64, loads, relocs, symbols, imports };
-    let relr: Vec<u64> = img.relocs.iter().filter(|(_, t)| t.is_none()).map(|(a, _)| *a).collect();
-    for at in relr {
-        let value = img.u64_at(at);
-        img.relocs.insert(at, value);
-    }
-    Ok(img)
+    Ok((img, addr, size))
 }
 
 /// RIP-relative `lea`/`mov` operands in the first bytes of the function at `addr`: `lea` gives
@@ -326,11 +311,8 @@ fn slot_array(img: &Image<'_>, addr: u64) -> Option<SlotArray> {
         let raw = u64::from_le_bytes(rec[8..16].try_into().ok()?);
         let value = img.relocs.get(&(at + 8)).copied();
         if word == 0 {
-            return (pad == 0 && raw == 0 && value.is_none() && !slots.is_empty()).then(|| SlotArray {
-                address: addr,
-                abi_info: abi_info(img, &slots),
-                slots,
-            });
+            return (pad == 0 && raw == 0 && value.is_none() && !slots.is_empty())
+                .then(|| SlotArray { abi_info: abi_info(img, &slots), slots });
         }
         let (id, flags) = ((word & 0xffff) as u16, word >> 16);
         let (_, kind) = slot_kind(id)?;
@@ -365,12 +347,10 @@ fn abi_info(img: &Image<'_>, slots: &[Slot]) -> Option<AbiInfo> {
 
 /// The slot array `entry` leads to: returned by it (`PyModExport_*`), or the `m_slots` of the
 /// `PyModuleDef` it passes on (`PyInit_*` → `PyModuleDef_Init(&def)`).
-fn find_array(img: &Image<'_>, entry: &Entry) -> Result<SlotArray, String> {
+fn find_array(data: &[u8], entry: &Entry) -> Result<SlotArray, String> {
     let symbol = entry.symbol();
-    if !img.x86_64 {
-        return Err(format!("{symbol}'s code is read on x86-64 only"));
-    }
-    let &(addr, size) = img.symbols.get(symbol).ok_or_else(|| format!("{symbol} has no address"))?;
+    let (img, addr, size) = image(data, symbol)?;
+    let img = &img;
     let candidates = operands(img, addr, size);
     if candidates.is_empty() {
         return Err(format!(
@@ -396,15 +376,12 @@ fn find_array(img: &Image<'_>, entry: &Entry) -> Result<SlotArray, String> {
 }
 
 /// Reads the module's slot array (from `entry`) and decides [`GilFreedom`].
-pub(crate) fn read(data: &[u8], entry: Option<&Entry>) -> Slots {
-    let img = image(data);
-    let array = match (&img, entry) {
-        (_, None) => Err("the module has no entry point for the target".to_owned()),
-        (Err(why), _) => Err(why.clone()),
-        (Ok(img), Some(entry)) => find_array(img, entry),
+pub(crate) fn read(data: &[u8], entry: Option<&Entry>, ev: &Evidence) -> Slots {
+    let array = match entry {
+        None => Err("the module has no entry point for the target".to_owned()),
+        Some(entry) => find_array(data, entry),
     };
-    let imports: &[String] = img.as_ref().map(|i| i.imports.as_slice()).unwrap_or_default();
-    let imports = |name: &str| imports.iter().any(|s| s == name);
+    let imports = |name: &str| ev.undefined.iter().any(|s| s == name);
     // Declared at run time, for single-phase modules: CPython's call or ftshim's.
     let caller =
         ["PyUnstable_Module_SetGIL", "ftshim_module_set_gil_not_used"].into_iter().find(|n| imports(n));

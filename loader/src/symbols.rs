@@ -41,6 +41,11 @@ impl ExportFile {
         &self.path
     }
 
+    /// The exports of `path` (libpython or an interpreter executable), read on first use.
+    pub fn new(path: impl Into<PathBuf>) -> Arc<ExportFile> {
+        Arc::new(ExportFile { path: path.into(), exports: OnceLock::new() })
+    }
+
     /// Reads the exports now (once); `Err` says why they cannot be had.
     pub fn check(&self) -> Result<(), String> {
         self.exports().map(|_| ())
@@ -68,7 +73,7 @@ impl ExportFile {
 impl Symbols {
     /// The exports of `path` (libpython or an interpreter executable), read on first use.
     pub fn file(path: impl Into<PathBuf>) -> Symbols {
-        Symbols::File(Arc::new(ExportFile { path: path.into(), exports: OnceLock::new() }))
+        Symbols::File(ExportFile::new(path))
     }
 
     /// Which of `names` the target does not export, in order; `Err` says why the target's

@@ -118,7 +118,9 @@ pub fn inspect_wheel(path: &Path, target: &Target, host: &Host) -> Wheel {
             )));
             continue;
         }
-        let mut bytes = Vec::with_capacity(usize::try_from(member.size()).unwrap_or(0));
+        // The size comes from the archive: a hint, capped, never an up-front allocation of it.
+        const HINT_CAP: u64 = 64 << 20;
+        let mut bytes = Vec::with_capacity(usize::try_from(member.size().min(HINT_CAP)).unwrap_or(0));
         if let Err(e) = member.by_ref().take(MAX_MEMBER).read_to_end(&mut bytes) {
             wheel.refusals.push(malformed(format!("expected '{name}' to decompress, found: {e}")));
             continue;

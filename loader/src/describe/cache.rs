@@ -126,7 +126,11 @@ pub(super) fn load(executable: &Path) -> Option<Interpreter> {
 pub(super) fn store(interp: &Interpreter) {
     let Some(dir) = cache_dir() else { return };
     let mut text = format!("{FORMAT}\n");
-    let mut line = |k: &str, v: String| text.push_str(&format!("{k}={v}\n"));
+    let mut storable = true;
+    let mut line = |k: &str, v: String| {
+        storable &= !v.contains(['\n', '\r']);
+        text.push_str(&format!("{k}={v}\n"));
+    };
     line("executable", absolute(&interp.executable).display().to_string());
     line("sysconfigdata", interp.sysconfigdata.display().to_string());
     line("exports_file", interp.exports_file.display().to_string());
@@ -144,7 +148,7 @@ pub(super) fn store(interp: &Interpreter) {
     for id in identities(&interp.executable, &interp.sysconfigdata, &interp.exports_file) {
         line("id", id);
     }
-    if text.lines().any(|l| !l.contains('=') && l != FORMAT) || text.contains('\r') {
+    if !storable {
         return;
     }
     let file = cache_file(&dir, &interp.executable);
