@@ -19,12 +19,13 @@ setup:
 build: libs
 	$(CARGO) build --release -p ftshim-abi-tests
 
-libs:
+# Links with the zig that setup installs (its record names it).
+libs: setup
 	bash scripts/build-libs.sh
 
 # The ftshim wheel (py3-none-manylinux_2_17): the CLI, the headers, both libraries, pkg-config
 # files, the CMake package and the Python package (scripts/build-wheel.sh, maturin).
-wheel: setup libs
+wheel: libs
 	bash scripts/build-wheel.sh
 
 # For C users and packagers: headers, both libraries with their SONAME links, the pkg-config files
@@ -61,5 +62,5 @@ clean:
 
 # Rewrite the libabigail ABI baselines (abi-tests/abi/*.abi) from today's build: only when a
 # release is cut (tests/abi_check.rs fails on any other ABI change).
-abi-baseline: setup
+abi-baseline: libs
 	bash scripts/abi-baseline.sh

@@ -21,12 +21,11 @@ shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CARGO=${CARGO:-cargo}
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
 PREFIX=$TARGET_DIR/ftshim
 PROFILE_DIR=$TARGET_DIR/dist   # cargo's output for the dist profile (Cargo.toml)
 WORK=$TARGET_DIR/ftshim-build
-say() { printf 'build-libs: %s\n' "$*" >&2; }
-die() { printf 'build-libs: error: %s\n' "$*" >&2; exit 1; }
 
 cd "$ROOT"
 
@@ -56,8 +55,7 @@ version_script() {
 
 # ---------------------------------------------------------------- toolchain
 # The zig scripts/setup.sh installed, from the record it writes (as the tests read it).
-RECORD=${FTSHIM_INTERPRETERS:-$TARGET_DIR/ftshim-interpreters.env}
-ZIG_PYTHON=$(sed -n 's/^FTSHIM_ZIG_PYTHON=//p' "$RECORD" 2>/dev/null || true)
+ZIG_PYTHON=$(record_get FTSHIM_ZIG_PYTHON)
 [ -n "$ZIG_PYTHON" ] && [ -x "$ZIG_PYTHON" ] ||
   die "no zig recorded in $RECORD (FTSHIM_ZIG_PYTHON='$ZIG_PYTHON'): run \`make setup\`, which installs it"
 case "$(uname -m)" in

@@ -21,13 +21,12 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
 PREFIX=$TARGET_DIR/ftshim
 OUT=$TARGET_DIR/ftshim-wheel
-die() { printf 'build-wheel: error: %s\n' "$*" >&2; exit 1; }
 
-RECORD=${FTSHIM_INTERPRETERS:-$TARGET_DIR/ftshim-interpreters.env}
-TOOLS=$(sed -n 's/^FTSHIM_PYTOOLS=//p' "$RECORD" 2>/dev/null || true)
+TOOLS=$(record_get FTSHIM_PYTOOLS)
 [ -n "$TOOLS" ] && [ -x "$TOOLS/bin/maturin" ] ||
   die "no maturin recorded in $RECORD (FTSHIM_PYTOOLS='$TOOLS'): run \`make setup\`, which installs it"
 for f in include/ftshim.h lib/libftshim.so.1 lib/libftshim.a lib/libftshim_loader.so.1 \

@@ -11,10 +11,11 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STAGED=${CARGO_TARGET_DIR:-$ROOT/target}/ftshim
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
+STAGED=$TARGET_DIR/ftshim
 PREFIX=${PREFIX:-/usr/local}
 DESTDIR=${DESTDIR:-}
-die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
 
 [[ $PREFIX == /* ]] || die "PREFIX must be an absolute path, got '$PREFIX'"
 [ -f "$STAGED/lib/pkgconfig/ftshim.pc" ] || die "nothing staged in $STAGED: run scripts/build-libs.sh first"

