@@ -113,6 +113,8 @@ pub struct BuildOptions {
     /// Build with AddressSanitizer and UndefinedBehaviorSanitizer (no recovery); run the module
     /// with libasan preloaded ([`sanitizer_env`]).
     pub sanitize: bool,
+    /// Macros defined to 1 on the command line (`FTSHIM_NO_INLINE`, `FTSHIM_CHECKED`, ...).
+    pub defines: Vec<&'static str>,
 }
 
 const SANITIZE_FLAGS: &[&str] =
@@ -155,6 +157,9 @@ pub fn compiler(interp: &Interpreter, opts: &BuildOptions) -> cc::Tool {
     let mut build = cc::Build::new();
     if let Some(dir) = &opts.header_dir {
         build.include(dir);
+    }
+    for name in &opts.defines {
+        build.define(name, "1");
     }
     if opts.sanitize {
         for flag in SANITIZE_FLAGS {

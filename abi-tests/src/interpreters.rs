@@ -41,6 +41,16 @@ impl Interpreters {
         all.extend(self.more.iter().map(|(label, interp)| (label.as_str(), interp)));
         all
     }
+
+    /// The interpreter labelled `label` ("3.15", "3.13t", ...). Panics, naming the fix, when
+    /// none is recorded: a test that needs it must fail, not skip.
+    pub fn get(&self, label: &str) -> &Interpreter {
+        self.all()
+            .into_iter()
+            .find(|(l, _)| *l == label)
+            .map(|(_, i)| i)
+            .unwrap_or_else(|| panic!("no {label} interpreter recorded; rerun `make setup`"))
+    }
 }
 
 /// "3.14" or "3.14t".

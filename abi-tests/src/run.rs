@@ -20,7 +20,8 @@ pub fn run_python(interp: &Interpreter, pythonpath: &Path, args: &[&str]) -> Out
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", interp.executable.display()))
 }
 
-fn python_command(python: &Path, pythonpath: &Path, args: &[&str]) -> Command {
+/// The command [`run_python`] runs, for callers that add to it (environment, time limit).
+pub fn python_command(python: &Path, pythonpath: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(python);
     cmd.args(args).env("PYTHONPATH", pythonpath).env_remove("PYTHON_GIL").env_remove("PYTHONHOME");
     cmd
@@ -146,6 +147,30 @@ pub fn ftshim_cli(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `ftshim <args>` whose stdout is a JSON document (`--json`, `--format json`): its exit code and
+/// the document. Panics, with both outputs, when stdout is not JSON.
+pub fn ftshim_json(args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value) {
+    let (code, stdout, stderr) = ftshim_cli(args);
+    let doc = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: stdout is not JSON:\n{stdout}\n{stderr}"));
+    (code, doc)
+}
+
+/// The `code` of each reason of a report in ftshim's JSON (a file, module or wheel object).
+pub fn reason_codes(report: &serde_json::Value) -> Vec<&str> {
+    reason_field(report, "code")
+}
+
+/// The `message` of each reason of a report in ftshim's JSON.
+pub fn reason_messages(report: &serde_json::Value) -> Vec<&str> {
+    reason_field(report, "message")
+}
+
+fn reason_field<'a>(report: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    let reasons = report["reasons"].as_array().unwrap_or_else(|| panic!("no reasons in {report:#}"));
+    reasons.iter().map(|r| r[field].as_str().unwrap_or_else(|| panic!("no {field} in {r}"))).collect()
 }
 
 /// Runs `cmd` (stdin `/dev/null`, stdout and stderr captured and drained while it runs), killing

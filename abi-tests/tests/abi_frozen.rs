@@ -84,18 +84,14 @@ fn a_module_built_against_abi_1_0_works_with_todays_libftshim_on_every_interpret
     for (label, interp) in interpreters().all() {
         let src_dir = scratch(&format!("frozen-src-{label}"));
         frozen_tree(&src_dir, &["probe.c"]);
-        let no_inline = src_dir.join("probe_fn.c");
-        std::fs::write(
-            &no_inline,
-            "#define FTSHIM_NO_INLINE 1 /* every call goes to libftshim */\n#include \"probe.c\"\n",
-        )
-        .unwrap();
         let current = scratch(&format!("frozen-current-{label}"));
         build_extension("probe", interp, &current);
         let (_, current_statuses) = abi_and_statuses(interp, &current);
-        for (variant, src) in [("inline", src_dir.join("probe.c")), ("functions", no_inline)] {
+        // "functions": FTSHIM_NO_INLINE, every call goes to libftshim.
+        for (variant, defines) in [("inline", vec![]), ("functions", vec!["FTSHIM_NO_INLINE"])] {
             let dir = scratch(&format!("frozen-{variant}-{label}"));
-            build_module(&src, "probe", interp, &dir, &BuildOptions::default());
+            let opts = BuildOptions { defines, ..BuildOptions::default() };
+            build_module(&src_dir.join("probe.c"), "probe", interp, &dir, &opts);
             std::fs::copy(workspace_root().join("abi-tests/py/common.py"), dir.join("common.py")).unwrap();
             let (abi, statuses) = abi_and_statuses(interp, &dir);
             assert_eq!(abi, format!("(1, 0, {today})"), "{label} {variant}: header 1.0, today's library");

@@ -307,20 +307,12 @@ fn a_single_phase_module_keeps_the_gil_off_with_one_call() {
             ("control", Some("SINGLE_NO_DECLARATION")),
         ] {
             let dir = scratch(&format!("single-{variant}-{label}"));
-            let wrapper = dir.join("single_src.c");
-            let mut text = String::new();
-            if let Some(d) = define {
-                text.push_str(&format!("#define {d} 1\n"));
-            }
-            text.push_str(&format!("#include \"{}\"\n", src.display()));
-            std::fs::write(&wrapper, text).unwrap();
-            let module = ftshim_abi_tests::build_module(
-                &wrapper,
-                "single",
-                interp,
-                &dir,
-                &BuildOptions { static_link: variant == "static", ..BuildOptions::default() },
-            );
+            let opts = BuildOptions {
+                static_link: variant == "static",
+                defines: define.into_iter().collect(),
+                ..BuildOptions::default()
+            };
+            let module = ftshim_abi_tests::build_module(&src, "single", interp, &dir, &opts);
             // What the loader reads from the file says the same as the import below.
             let gil = ftshim_loader::inspect(&module, &interp.target()).gil.expect("read");
             let expected_gil = match (interp.free_threaded, variant) {

@@ -9,26 +9,21 @@ use std::process::Command;
 
 use ftshim_abi_tests::build::compiler;
 use ftshim_abi_tests::{
-    BuildOptions, artifacts, build_extension, ftshim_cli, interpreters, run_python, scratch,
+    BuildOptions, artifacts, build_extension, ftshim_json, interpreters, reason_codes, run_python, scratch,
 };
 use object::read::elf::{FileHeader, Sym};
 use serde_json::Value;
 
 fn check(module: &Path) -> (i32, Value) {
     let ft = &interpreters().ft;
-    let (code, stdout, stderr) = ftshim_cli(&[
+    let (code, doc) = ftshim_json(&[
         "check".as_ref(),
         "--json".as_ref(),
         "--python".as_ref(),
         ft.executable.as_os_str(),
         module.as_os_str(),
     ]);
-    let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
     (code, doc["files"][0].clone())
-}
-
-fn codes(file: &Value) -> Vec<&str> {
-    file["reasons"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect()
 }
 
 /// The module's undefined (non-weak) dynamic symbols starting with `prefix`, in table order.
@@ -53,11 +48,11 @@ fn a_module_whose_needed_library_is_missing_is_refused_with_where_it_was_looked_
     let module = build_extension("counter", ft, &dir);
     // Accepted while libftshim.so.1 sits beside it ($ORIGIN).
     let (code, file) = check(&module);
-    assert_eq!((code, codes(&file)), (0, vec![]), "{file:#}");
+    assert_eq!((code, reason_codes(&file)), (0, vec![]), "{file:#}");
     std::fs::remove_file(dir.join("libftshim.so.1")).unwrap();
     let (code, file) = check(&module);
     assert_eq!(code, 1, "{file:#}");
-    assert_eq!(codes(&file), ["library-not-found", "undefined-symbol"]);
+    assert_eq!(reason_codes(&file), ["library-not-found", "undefined-symbol"]);
     let m = module.display();
     let msg = file["reasons"][0]["message"].as_str().unwrap();
     let start = format!(
@@ -105,7 +100,7 @@ fn a_module_with_an_undefined_ftshim_symbol_is_refused_naming_it() {
     assert!(!ftshim.is_empty(), "the link left no ftshim_* symbol undefined");
     let (code, file) = check(&module);
     assert_eq!(code, 1, "{file:#}");
-    assert_eq!(codes(&file), ["undefined-symbol"]);
+    assert_eq!(reason_codes(&file), ["undefined-symbol"]);
     let candidates = undefined_with(&module, "")
         .into_iter()
         .filter(|n| !n.starts_with("Py") && !n.starts_with("_Py"))

@@ -8,10 +8,13 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use ftshim_abi_tests::pypi::{self, CRYPTOGRAPHY_ABI3, NUMPY_CP313, NUMPY_CP313T};
-use ftshim_abi_tests::{ftshim_cli, interpreters, output_within, scratch, workspace_root};
+use ftshim_abi_tests::{
+    ftshim_cli, interpreters, output_within, reason_codes, reason_messages, run_ok, scratch, workspace_root,
+};
 use serde_json::{Value, json};
 
 const FT_MARKERS: &str =
@@ -29,14 +32,6 @@ fn json_of(stdout: &str, stderr: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: stdout is not JSON:\n{stdout}\n{stderr}"))
 }
 
-fn codes(v: &Value) -> Vec<&str> {
-    v["reasons"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect()
-}
-
-fn messages(v: &Value) -> Vec<&str> {
-    v["reasons"].as_array().unwrap().iter().map(|r| r["message"].as_str().unwrap()).collect()
-}
-
 fn module<'a>(doc: &'a Value, key: &str, name: &str) -> &'a Value {
     doc[key]
         .as_array()
@@ -50,27 +45,35 @@ fn module<'a>(doc: &'a Value, key: &str, name: &str) -> &'a Value {
 /// suffix, the WHEEL Tag lines and the RECORD rewritten (as a careless repack would) — the wheel
 /// pip installs on python3.13t and whose `import numpy` then crashes.
 fn repacked_gil_numpy(dir: &Path) -> PathBuf {
-    let src = pypi::fetch(&NUMPY_CP313);
-    let out = dir.join("numpy-2.2.6-cp313-cp313t-manylinux_2_17_x86_64.manylinux2014_x86_64.whl");
-    let script = "import sys, zipfile\n\
-        src, dst = sys.argv[1], sys.argv[2]\n\
-        zi = zipfile.ZipFile(src)\n\
-        with zipfile.ZipFile(dst, 'w', zipfile.ZIP_DEFLATED) as zo:\n\
-        \x20   for info in zi.infolist():\n\
-        \x20       name = info.filename.replace('.cpython-313-', '.cpython-313t-')\n\
-        \x20       data = zi.read(info)\n\
-        \x20       if name.endswith('.dist-info/WHEEL'):\n\
-        \x20           data = data.replace(b'Tag: cp313-cp313-', b'Tag: cp313-cp313t-')\n\
-        \x20       if name.endswith('.dist-info/RECORD'):\n\
-        \x20           data = data.replace(b'.cpython-313-', b'.cpython-313t-')\n\
-        \x20       zo.writestr(name, data)\n";
-    let python = &interpreters().py311.executable;
-    let mut cmd = Command::new(python);
-    cmd.args(["-I", "-c", script]).arg(&src).arg(&out);
-    let run = output_within(&mut cmd, Duration::from_secs(300), "repacking numpy");
-    assert!(run.status.success(), "repacking failed: {}", String::from_utf8_lossy(&run.stderr));
+    // Repacked once per run (a 16 MB wheel, deflated again); each test gets its own copy.
+    static REPACKED: OnceLock<PathBuf> = OnceLock::new();
+    let repacked = REPACKED.get_or_init(|| {
+        let src = pypi::fetch(&NUMPY_CP313);
+        let out = scratch("wheel-repacked-numpy").join(REPACKED_NAME);
+        let script = "import sys, zipfile\n\
+            src, dst = sys.argv[1], sys.argv[2]\n\
+            zi = zipfile.ZipFile(src)\n\
+            with zipfile.ZipFile(dst, 'w', zipfile.ZIP_DEFLATED) as zo:\n\
+            \x20   for info in zi.infolist():\n\
+            \x20       name = info.filename.replace('.cpython-313-', '.cpython-313t-')\n\
+            \x20       data = zi.read(info)\n\
+            \x20       if name.endswith('.dist-info/WHEEL'):\n\
+            \x20           data = data.replace(b'Tag: cp313-cp313-', b'Tag: cp313-cp313t-')\n\
+            \x20       if name.endswith('.dist-info/RECORD'):\n\
+            \x20           data = data.replace(b'.cpython-313-', b'.cpython-313t-')\n\
+            \x20       zo.writestr(name, data)\n";
+        let mut cmd = Command::new(&interpreters().py311.executable);
+        cmd.args(["-I", "-c", script]).arg(&src).arg(&out);
+        run_ok(&mut cmd, Duration::from_secs(300), "repacking numpy");
+        out
+    });
+    let out = dir.join(REPACKED_NAME);
+    std::fs::copy(repacked, &out)
+        .unwrap_or_else(|e| panic!("copy {} into {}: {e}", repacked.display(), dir.display()));
     out
 }
+
+const REPACKED_NAME: &str = "numpy-2.2.6-cp313-cp313t-manylinux_2_17_x86_64.manylinux2014_x86_64.whl";
 
 #[test]
 fn numpy_2_4_6_cp313t_wheel_is_accepted_for_the_free_threaded_interpreter() {
@@ -132,10 +135,10 @@ fn a_gil_numpy_wheel_repacked_as_cp313t_is_refused_as_mistagged() {
     let m = module(&doc, "files", "numpy._core._multiarray_umath");
     let p = format!("{}/numpy/_core/_multiarray_umath.cpython-313t-x86_64-linux-gnu.so", whl.display());
     assert_eq!(m["path"], p);
-    assert_eq!(codes(m), ["gil-build", "mistagged", "mistagged"]);
+    assert_eq!(reason_codes(m), ["gil-build", "mistagged", "mistagged"]);
     let gil_ev = format!("references _Py_Dealloc and none of {FT_MARKERS} (GIL inline refcounting)");
     assert_eq!(
-        messages(m),
+        reason_messages(m),
         [
             format!(
                 "{p}: built for a GIL interpreter, target is free-threaded 3.13: expected a free-threaded build (undefined symbols such as {FT_MARKERS}), found GIL-only references (_Py_Dealloc) and none of those"
@@ -150,7 +153,7 @@ fn a_gil_numpy_wheel_repacked_as_cp313t_is_refused_as_mistagged() {
     );
     for f in files {
         assert_eq!(f["verdict"], "refused", "{f:#}");
-        assert!(codes(f).contains(&"mistagged"), "{f:#}");
+        assert!(reason_codes(f).contains(&"mistagged"), "{f:#}");
     }
 
     // The same wheel checked for the GIL 3.13 it was built for: the tag no longer installs there,
@@ -165,9 +168,9 @@ fn a_gil_numpy_wheel_repacked_as_cp313t_is_refused_as_mistagged() {
     ]);
     let doc = json_of(&stdout, &stderr);
     assert_eq!(code, 1);
-    assert_eq!(codes(&doc["wheels"][0]), ["wheel-tag"]);
+    assert_eq!(reason_codes(&doc["wheels"][0]), ["wheel-tag"]);
     assert_eq!(
-        codes(module(&doc, "files", "numpy._core._multiarray_umath")),
+        reason_codes(module(&doc, "files", "numpy._core._multiarray_umath")),
         ["suffix-mismatch", "mistagged", "mistagged"]
     );
 }
@@ -180,19 +183,19 @@ fn the_abi3_cryptography_wheel_is_refused_for_the_free_threaded_interpreter() {
     assert_eq!(code, 1, "{stderr}");
     let w = &doc["wheels"][0];
     assert_eq!(w["verdict"], "refused");
-    assert_eq!(codes(w), ["wheel-tag"]);
+    assert_eq!(reason_codes(w), ["wheel-tag"]);
     assert_eq!(
-        messages(w),
+        reason_messages(w),
         [format!(
             "{}: the target must install one of the wheel's tags: expected a tag such as 'cp313-cp313t-manylinux_2_17_x86_64' for free-threaded 3.13 (abi3 does not apply to free-threaded builds before 3.15), found 'cp311-abi3-manylinux_2_17_x86_64', 'cp311-abi3-manylinux2014_x86_64'",
             whl.display()
         )]
     );
     let m = module(&doc, "files", "cryptography.hazmat.bindings._rust");
-    assert_eq!(codes(m), ["suffix-mismatch", "gil-build"]);
+    assert_eq!(reason_codes(m), ["suffix-mismatch", "gil-build"]);
     let p = format!("{}/cryptography/hazmat/bindings/_rust.abi3.so", whl.display());
     assert_eq!(
-        messages(m)[0],
+        reason_messages(m)[0],
         format!(
             "{p}: file name must end with the target interpreter's EXT_SUFFIX: expected '.cpython-313t-x86_64-linux-gnu.so', found '.abi3.so', which carries no free-threaded ABI tag, and the file's symbols do not prove a free-threaded build (none of {FT_MARKERS})"
         )

@@ -8,29 +8,26 @@
 //! `-DFTSHIM_CHECKED`, so every section and mutex operation goes through libftshim.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use ftshim_abi_tests::{
-    BuildOptions, Interpreter, build_module, interpreters, output_within, scratch, workspace_root,
+    BuildOptions, Interpreter, build_extension_with, interpreters, output_within, python_command, scratch,
 };
 
 /// Builds `extensions/<name>/<name>.c` with `-DFTSHIM_CHECKED` into `dir`.
 fn build_checked(name: &str, interp: &Interpreter, dir: &Path) -> PathBuf {
-    let src = workspace_root().join("extensions").join(name).join(format!("{name}.c"));
-    let wrapper = dir.join(format!("{name}_checked.c"));
-    std::fs::write(&wrapper, format!("#define FTSHIM_CHECKED 1\n#include \"{}\"\n", src.display())).unwrap();
-    build_module(&wrapper, name, interp, dir, &BuildOptions::default())
+    build_extension_with(
+        name,
+        interp,
+        dir,
+        &BuildOptions { defines: vec!["FTSHIM_CHECKED"], ..Default::default() },
+    )
 }
 
 /// Runs `script` with `FTSHIM_CHECKED=<mode>`; returns (exit code or -signal, stdout, stderr).
 fn run(interp: &Interpreter, dir: &Path, mode: &str, script: &str) -> (i32, String, String) {
-    let mut cmd = Command::new(&interp.executable);
-    cmd.args(["-c", script])
-        .env("PYTHONPATH", dir)
-        .env("FTSHIM_CHECKED", mode)
-        .env_remove("PYTHON_GIL")
-        .env_remove("PYTHONHOME");
+    let mut cmd = python_command(&interp.executable, dir, &["-c", script]);
+    cmd.env("FTSHIM_CHECKED", mode);
     let out = output_within(&mut cmd, Duration::from_secs(60), "a checked-mode script");
     use std::os::unix::process::ExitStatusExt;
     let code = out.status.code().unwrap_or_else(|| -out.status.signal().unwrap_or(0));
@@ -129,10 +126,12 @@ fn checked_mode_finds_each_locking_bug_on_every_interpreter() {
         );
 
         // Off: nothing is checked (the re-lock is refused by nobody: use trylock to show it).
-        let script =
-            format!("{PRELUDE}print(c.mode(), c.lock(3), c.trylock(3), c.unlock(3), c.findings())\n");
+        // Then turned on from code (an unknown mode is refused), and the findings cleared.
+        let script = format!(
+            "{PRELUDE}print(c.mode(), c.lock(3), c.trylock(3), c.unlock(3), c.findings())\nprint(c.set_mode(7), c.set_mode(1), c.mode(), c.lock(3), c.lock(3), c.unlock(3), len(c.findings()), c.clear(), c.findings())\n"
+        );
         let (code, out, err) = run(interp, &dir, "0", &script);
-        assert_eq!((code, out.as_str()), (0, "0 0 -5 0 []\n"), "{label}: {err}");
+        assert_eq!((code, out.as_str()), (0, "0 0 -5 0 []\n-9 0 1 0 -13 0 1 0 []\n"), "{label}: {err}");
 
         // Abort mode: the first finding aborts the process after its report.
         let script = format!("{PRELUDE}c.lock(0); c.lock(0)\nprint('not reached')\n");
@@ -184,8 +183,7 @@ fn correct_programs_report_nothing_in_checked_mode() {
 fn misused_section_ends_return_a_status_and_the_process_lives() {
     for (label, interp) in interpreters().all() {
         let dir = scratch(&format!("checked-misuse-{label}"));
-        let src = workspace_root().join("extensions/checked/checked.c");
-        build_module(&src, "checked", interp, &dir, &BuildOptions::default());
+        build_extension_with("checked", interp, &dir, &BuildOptions::default());
         let script = format!(
             "{PRELUDE}print('order', c.begin(0, 0), c.begin(1, 1), c.end(0), c.end(1), c.end(0))\nc.begin(2, 2)\nr = []\nthread(lambda: r.append(c.end(2)))\nprint('thread', r[0], c.end(2))\nprint('free', [c.trylock(i) for i in range(3)], [c.unlock(i) for i in range(3)], c.mode(), c.findings())\n"
         );

@@ -47,10 +47,43 @@ fn compile_source(
     }
 }
 
+/// Compiles `file` for one leg (`label`, its interpreter's headers or none, the `variant`'s
+/// flags) with every compiler and standard: gcc and clang in C99 and C11 with [`STRICT_C`], g++
+/// and clang++ with [`STRICT_CXX`]. Records the leg as "<label> <flags>" in `legs` and each
+/// failure in `failures`.
+fn compile_leg(
+    file: &str,
+    label: &str,
+    interp: Option<&Interpreter>,
+    variant: &[&str],
+    legs: &mut Vec<String>,
+    failures: &mut Vec<String>,
+) {
+    for compiler in ["gcc", "clang"] {
+        for std in ["-std=c99", "-std=c11"] {
+            let flags: Vec<&str> = [std].iter().chain(STRICT_C).chain(variant).copied().collect();
+            failures.extend(compile_source(file, label, interp, compiler, &flags).err());
+        }
+    }
+    for compiler in ["g++", "clang++"] {
+        let flags: Vec<&str> = STRICT_CXX.iter().chain(variant).copied().collect();
+        failures.extend(compile_source(file, label, interp, compiler, &flags).err());
+    }
+    legs.push(format!("{label} {}", variant.join(" ")).trim_end().to_owned());
+}
+
+/// The legs a run must have compiled, whatever extra interpreters it has.
+fn assert_legs(legs: &[String], required: &[&str], failures: &[String]) {
+    assert!(failures.is_empty(), "{} configurations failed:\n{}", failures.len(), failures.join("\n"));
+    for leg in required {
+        assert!(legs.iter().any(|l| l == leg), "leg '{leg}' was not compiled: {legs:#?}");
+    }
+    println!("{} legs x 6 strict configurations compiled: {legs:?}", legs.len());
+}
+
 #[test]
 fn the_header_compiles_strictly_in_every_configuration() {
-    let mut failures = Vec::new();
-    let mut compiled = 0;
+    let (mut legs, mut failures) = (Vec::new(), Vec::new());
     for (label, interp) in interpreters().all() {
         let mut variants: Vec<Vec<&str>> = vec![vec![], vec!["-DFTSHIM_NO_INLINE"]];
         if !interp.free_threaded {
@@ -63,39 +96,26 @@ fn the_header_compiles_strictly_in_every_configuration() {
             variants.push(vec!["-DPy_TARGET_ABI3T=0x030f0000"]);
         }
         for variant in &variants {
-            for compiler in ["gcc", "clang"] {
-                for std in ["-std=c99", "-std=c11"] {
-                    let flags: Vec<&str> = [std].iter().chain(STRICT_C).chain(variant).copied().collect();
-                    failures.extend(compile(label, interp, compiler, &flags).err());
-                    compiled += 1;
-                }
-            }
-            for compiler in ["g++", "clang++"] {
-                let flags: Vec<&str> = STRICT_CXX.iter().chain(variant).copied().collect();
-                failures.extend(compile(label, interp, compiler, &flags).err());
-                compiled += 1;
-            }
+            compile_leg("use_all.c", label, Some(interp), variant, &mut legs, &mut failures);
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {compiled} configurations failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    // Per interpreter: 6 compiler/standard combinations for each variant (inline, FTSHIM_NO_INLINE,
-    // the limited API on GIL builds, and on 3.15 its abi3 and abi3t).
-    let variants: usize = interpreters()
-        .all()
+    // Inline and FTSHIM_NO_INLINE everywhere, the limited API on every GIL build, and 3.15's
+    // abi3 and abi3t.
+    let required: Vec<String> = ["3.13t", "3.11", "3.12", "3.13", "3.14", "3.15"]
         .iter()
-        .map(|(_, i)| match (i.free_threaded, i.version >= (3, 15)) {
-            (true, _) => 2,
-            (false, false) => 3,
-            (false, true) => 5,
+        .flat_map(|l| {
+            let mut leg = vec![l.to_string(), format!("{l} -DFTSHIM_NO_INLINE")];
+            if !l.ends_with('t') {
+                leg.push(format!("{l} -DPy_LIMITED_API=0x030b0000"));
+            }
+            leg
         })
-        .sum();
-    assert_eq!(compiled, variants * 6);
-    println!("{compiled} strict configurations compiled");
+        .chain([
+            "3.15 -DPy_LIMITED_API=0x030f0000".to_owned(),
+            "3.15 -DPy_TARGET_ABI3T=0x030f0000".to_owned(),
+        ])
+        .collect();
+    assert_legs(&legs, &required.iter().map(String::as_str).collect::<Vec<_>>(), &failures);
 }
 
 /// The free-threaded 3.14t and 3.15t header sets: 3.14's and 3.15's headers with
@@ -103,54 +123,35 @@ fn the_header_compiles_strictly_in_every_configuration() {
 /// interpreter exists on these machines, so these paths are compiled here and run nowhere.
 #[test]
 fn the_header_compiles_strictly_against_the_314t_and_315t_headers() {
-    let mut failures = Vec::new();
-    let mut compiled = 0;
+    let (mut legs, mut failures) = (Vec::new(), Vec::new());
     for (label, interp) in interpreters().all() {
         if interp.free_threaded || interp.version < (3, 14) {
             continue;
         }
         let ft_label = format!("{label}t-headers");
         for variant in [&["-DPy_GIL_DISABLED=1"][..], &["-DPy_GIL_DISABLED=1", "-DFTSHIM_NO_INLINE"]] {
-            for compiler in ["gcc", "clang"] {
-                for std in ["-std=c99", "-std=c11"] {
-                    let flags: Vec<&str> = [std].iter().chain(STRICT_C).chain(variant).copied().collect();
-                    failures.extend(compile(&ft_label, interp, compiler, &flags).err());
-                    compiled += 1;
-                }
-            }
-            for compiler in ["g++", "clang++"] {
-                let flags: Vec<&str> = STRICT_CXX.iter().chain(variant).copied().collect();
-                failures.extend(compile(&ft_label, interp, compiler, &flags).err());
-                compiled += 1;
-            }
+            compile_leg("use_all.c", &ft_label, Some(interp), variant, &mut legs, &mut failures);
         }
     }
-    assert!(failures.is_empty(), "{} of {compiled} failed:\n{}", failures.len(), failures.join("\n"));
-    assert_eq!(compiled, 2 * 2 * 6, "3.14t and 3.15t, two variants, six compilers/standards each");
-    println!("{compiled} strict configurations compiled against the 3.14t/3.15t headers");
+    let required: Vec<String> = ["3.14t-headers", "3.15t-headers"]
+        .iter()
+        .flat_map(|l| {
+            [format!("{l} -DPy_GIL_DISABLED=1"), format!("{l} -DPy_GIL_DISABLED=1 -DFTSHIM_NO_INLINE")]
+        })
+        .collect();
+    assert_legs(&legs, &required.iter().map(String::as_str).collect::<Vec<_>>(), &failures);
 }
 
 #[test]
 fn the_loader_header_compiles_strictly_without_python_h() {
-    let mut failures = Vec::new();
-    let mut compiled = 0;
-    for compiler in ["gcc", "clang"] {
-        for std in ["-std=c99", "-std=c11"] {
-            let flags: Vec<&str> = [std].iter().chain(STRICT_C).copied().collect();
-            failures.extend(compile_source("use_loader.c", "loader", None, compiler, &flags).err());
-            compiled += 1;
-        }
-    }
-    for compiler in ["g++", "clang++"] {
-        failures.extend(compile_source("use_loader.c", "loader", None, compiler, STRICT_CXX).err());
-        compiled += 1;
-    }
-    assert!(failures.is_empty(), "{} of {compiled} failed:\n{}", failures.len(), failures.join("\n"));
+    let (mut legs, mut failures) = (Vec::new(), Vec::new());
+    compile_leg("use_loader.c", "loader", None, &[], &mut legs, &mut failures);
+    assert_legs(&legs, &["loader"], &failures);
     // The proof that no Python.h was reachable: the runtime header, which needs it, fails the
     // same way.
     let err = compile_source("use_all.c", "no-python", None, "gcc", &["-std=c11"]).unwrap_err();
     assert!(err.contains("Python.h: No such file or directory"), "{err}");
-    println!("{compiled} strict configurations of ftshim_loader.h compiled with no Python include path");
+    println!("ftshim_loader.h compiled strictly with no Python include path");
 }
 
 #[test]

@@ -9,7 +9,8 @@ const THREADS: u32 = 2;
 const INCREMENTS: u32 = 200_000;
 const CONTROL_INCREMENTS: u32 = 5_000_000;
 
-fn counter_end_to_end(label: &str, interp: &Interpreter) {
+/// Builds, checks and hammers the counter on `interp`; returns the directory it was built in.
+fn counter_end_to_end(label: &str, interp: &Interpreter) -> std::path::PathBuf {
     let dir = scratch(&format!("counter-{label}"));
     let module = build_extension("counter", interp, &dir);
 
@@ -52,18 +53,18 @@ fn counter_end_to_end(label: &str, interp: &Interpreter) {
         run.int("observed"),
         run.values["seconds"]
     );
+    dir
 }
 
 #[test]
 fn counter_on_free_threaded_313t() {
     let ft = &interpreters().ft;
-    counter_end_to_end("3.13t", ft);
+    let dir = counter_end_to_end("3.13t", ft);
 
     // The control: increments with no critical section. Lost updates are likely on a
     // free-threaded build but not guaranteed, so they are reported, not asserted. 200,000 unlocked
-    // increments finish before the second thread is scheduled, so the control runs longer.
-    let dir = scratch("counter-3.13t-control");
-    build_extension("counter", ft, &dir);
+    // increments finish before the second thread is scheduled, so the control runs longer. The
+    // module is the one counter_end_to_end just built.
     let run = run_counter_stress(ft, &dir, THREADS, CONTROL_INCREMENTS, true);
     let (expected, observed) = (run.int("expected"), run.int("observed"));
     assert_eq!(expected, i64::from(THREADS * CONTROL_INCREMENTS));

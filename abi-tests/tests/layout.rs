@@ -207,18 +207,22 @@ fn the_loader_structs_match_their_rust_definitions() {
     );
 }
 
-/// Values of macros bindgen cannot evaluate (casts), printed by a C program built against the
-/// interpreter's headers.
-fn macro_values(label: &str, interp: &Interpreter, exprs: &[&str]) -> Vec<i128> {
+/// Values of macros bindgen cannot evaluate (casts) and of other C expressions, printed by a C
+/// program built against the interpreter's headers (with `Py_GIL_DISABLED` when `ft_headers`:
+/// a 3.14t/3.15t header set from 3.14's/3.15's headers).
+fn macro_values(label: &str, interp: &Interpreter, ft_headers: bool, exprs: &[&str]) -> Vec<i128> {
     let dir = scratch(&format!("layout-macros-{label}"));
     let body: String =
         exprs.iter().map(|e| format!("    printf(\"%lld\\n\", (long long)({e}));\n")).collect();
     let src = write_source(
         &dir,
         "values.c",
-        &format!("#include <Python.h>\n#include <stdio.h>\nint main(void) {{\n{body}    return 0;\n}}\n"),
+        &format!(
+            "#include <Python.h>\n#include <stddef.h>\n#include <stdio.h>\nint main(void) {{\n{body}    return 0;\n}}\n"
+        ),
     );
-    let exe = c_program(&src, interp, &dir, &[]);
+    let extra = if ft_headers { vec!["-DPy_GIL_DISABLED=1".to_owned()] } else { vec![] };
+    let exe = c_program(&src, interp, &dir, &extra);
     let run = Command::new(&exe).output().unwrap();
     String::from_utf8_lossy(&run.stdout).lines().map(|l| l.parse().unwrap()).collect()
 }
@@ -275,7 +279,7 @@ fn free_threaded_313t_layout_matches_the_constants() {
 fn free_threaded_314t_315t_headers_match_the_constants() {
     let all = interpreters();
     for (key, label) in [("ft314", "3.14"), ("ft315", "3.15")] {
-        let (_, interp) = all.all().into_iter().find(|(l, _)| *l == label).expect("recorded");
+        let interp = all.get(label);
         let l = Layout::bound(key, interp);
         check_ftshim_types(&l);
         assert_eq!(l.size("_object"), layout::FT_PYOBJECT_SIZE, "{key}");
@@ -332,12 +336,16 @@ fn gil_layouts_match_the_constants() {
     }
     // The immortal refcount of a GIL 3.12+ build, and that ftshim's reading of it as a negative
     // int32 matches CPython's _Py_IsImmortal.
-    let v =
-        macro_values("3.13", &all.gil313, &["_Py_IMMORTAL_REFCNT", "(PY_INT32_T)_Py_IMMORTAL_REFCNT < 0"]);
+    let v = macro_values(
+        "3.13",
+        &all.gil313,
+        false,
+        &["_Py_IMMORTAL_REFCNT", "(PY_INT32_T)_Py_IMMORTAL_REFCNT < 0"],
+    );
     assert_eq!(v, vec![layout::GIL_IMMORTAL_REFCNT as i128, 1]);
     // 3.11 has no immortal objects: the pin bias needs a 64-bit Py_SSIZE_T (the bias's own bounds
     // are a compile-time assertion in shim/src/immortal.rs).
-    assert_eq!(macro_values("3.11", &all.py311, &["sizeof(Py_ssize_t)"]), vec![8]);
+    assert_eq!(macro_values("3.11", &all.py311, false, &["sizeof(Py_ssize_t)"]), vec![8]);
 }
 
 /// `offsetof(PyThreadState, critical_section)`, which `ftshim_critical_section_end` reads to find
@@ -346,35 +354,29 @@ fn gil_layouts_match_the_constants() {
 /// libftshim's table entry for that version.
 #[test]
 fn the_thread_state_critical_section_offsets_match_the_table() {
-    let all = interpreters();
-    let dir = scratch("layout-tstate");
-    let src = dir.join("offset.c");
-    std::fs::write(
-        &src,
-        "#include <Python.h>\n#include <stdio.h>\n#include <stddef.h>\nint main(void) { printf(\"%zu\\n\", offsetof(PyThreadState, critical_section)); return 0; }\n",
-    )
-    .unwrap();
     let mut checked = Vec::new();
-    for (label, interp) in all.all() {
+    for (label, interp) in interpreters().all() {
         let version = interp.version;
         if version < (3, 13) || !(interp.free_threaded || label == "3.14" || label == "3.15") {
             continue;
         }
-        let exe = dir.join(format!("offset-{label}"));
-        let out = Command::new("gcc")
-            .args(["-DPy_GIL_DISABLED=1", "-o"])
-            .arg(&exe)
-            .arg(format!("-I{}", interp.include_dir.display()))
-            .arg(&src)
-            .output()
-            .expect("run gcc");
-        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
-        let out = Command::new(&exe).output().expect("run the offset program");
-        let offset: usize = String::from_utf8_lossy(&out.stdout).trim().parse().expect("an offset");
-        let table =
-            ftshim::runtime::TSTATE_CRITICAL_SECTION.iter().find(|(v, _)| *v == version).map(|(_, o)| *o);
-        assert_eq!(table, Some(offset), "{label}t headers: offsetof(PyThreadState, critical_section)");
-        checked.push(format!("{}.{}t {offset}", version.0, version.1));
+        let label = format!("{}.{}t", version.0, version.1);
+        let offsets = macro_values(
+            &format!("{label}-tstate"),
+            interp,
+            true,
+            &["offsetof(PyThreadState, critical_section)"],
+        );
+        let table = ftshim::runtime::TSTATE_CRITICAL_SECTION
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, o)| *o as i128);
+        assert_eq!(
+            table,
+            offsets.first().copied(),
+            "{label} headers: offsetof(PyThreadState, critical_section)"
+        );
+        checked.push(format!("{label} {}", offsets[0]));
     }
     // 3.13t itself, and the 3.14t/3.15t header sets (plus any free-threaded extra interpreter).
     for expected in ["3.13t 176", "3.14t 176", "3.15t 200"] {

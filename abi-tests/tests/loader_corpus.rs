@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use ftshim_abi_tests::corpus::{self, Corpus};
-use ftshim_abi_tests::{artifacts, interpreters, output_within};
+use ftshim_abi_tests::{artifacts, interpreters, output_within, python_command};
 use ftshim_loader::{self as loader, Code, OpenError};
 use serde_json::Value;
 
@@ -80,17 +80,22 @@ fn what_glibc_refuses_is_refused_with_the_field_named() {
             "e_phnum below 0xffff (PN_XNUM, an extended count glibc's loader does not read), found e_phnum 0xffff",
         ),
     ];
+    let mut paths = Vec::new();
     for (label, expected) in cases {
         let path = case(label);
         let got = message(&loader::inspect(&path, &target), "elf-malformed");
         assert_eq!(got, format!("{}: malformed ELF file: expected {expected}", path.display()), "{label}");
-        let out = std::process::Command::new(&interpreters().ft.executable)
-            .args(["-c", "import ctypes, sys\ntry:\n    ctypes.CDLL(sys.argv[1])\n    print('loaded')\nexcept OSError:\n    print('refused')"])
-            .arg(&path)
-            .output()
-            .expect("run python3.13t");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "refused\n", "{label}: glibc loaded it");
+        paths.push(path);
     }
+    // dlopen through ctypes in python3.13t (its main thread: an 8 MiB stack, see the probe in
+    // open_refuses_every_corpus_file_without_loading_it), all four files in one process.
+    let script = "import ctypes, sys\nfor p in sys.argv[1:]:\n    try:\n        ctypes.CDLL(p)\n        print('loaded')\n    except OSError:\n        print('refused')";
+    let mut args = vec!["-c", script];
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    args.extend(shown.iter().map(String::as_str));
+    let mut cmd = python_command(&interpreters().ft.executable, Path::new("/nonexistent"), &args);
+    let out = output_within(&mut cmd, Duration::from_secs(60), "dlopen of the four files");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "refused\n".repeat(4), "glibc loaded one of them");
 }
 
 #[test]
@@ -334,16 +339,19 @@ fn open_refuses_every_corpus_file_without_loading_it() {
     // None of them is loaded: dlopen(RTLD_NOLOAD) finds only libraries already in the process.
     // (Only for regular files: glibc's dlopen opens the path even with RTLD_NOLOAD, and opening
     // the FIFO would block, which is exactly why the inspector opens with O_NONBLOCK.)
-    // Not for elf-phnum-xnum either: glibc's dlopen reads its 0xffff program headers (3.6 MB)
-    // onto the stack before it looks for a loaded copy, which overflows a 2 MiB thread stack
-    // (measured: python3.13t with threading.stack_size(2 MiB), ctypes.CDLL with RTLD_NOLOAD,
-    // exits by SIGSEGV) — one more reason the inspector refuses it before dlopen.
-    for case in corpus().refused.iter().filter(|c| c.path.is_file() && c.label != "elf-phnum-xnum") {
-        let c = std::ffi::CString::new(case.path.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: RTLD_NOLOAD never loads anything (no initialiser runs); it only looks up.
-        let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
-        assert!(handle.is_null(), "{} is loaded in the test process", case.path.display());
-    }
+    // On a thread with a 16 MiB stack: glibc's dlopen reads elf-phnum-xnum's 0xffff program
+    // headers (3.6 MB) onto the stack before it looks for a loaded copy, which overflows a test
+    // thread's 2 MiB one (measured: python3.13t, threading.stack_size(2 MiB), ctypes.CDLL with
+    // RTLD_NOLOAD exits by SIGSEGV) — one more reason the inspector refuses it before dlopen.
+    let probe = std::thread::Builder::new().stack_size(16 << 20).spawn(|| {
+        for case in corpus().refused.iter().filter(|c| c.path.is_file()) {
+            let c = std::ffi::CString::new(case.path.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: RTLD_NOLOAD never loads anything (no initialiser runs); it only looks up.
+            let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
+            assert!(handle.is_null(), "{} is loaded in the test process", case.path.display());
+        }
+    });
+    probe.expect("spawn the probe thread").join().expect("the RTLD_NOLOAD probe");
 }
 
 fn cli(args: &[&OsStr], paths: &[PathBuf]) -> (i32, String, String) {

@@ -9,12 +9,7 @@ use ftshim_abi_tests::{Interpreter, build_c_source, interpreters, run_python, sc
 use ftshim_loader::{AbiInfo, Code, GilFreedom, Report};
 
 fn interp(label: &str) -> &'static Interpreter {
-    interpreters()
-        .all()
-        .into_iter()
-        .find(|(l, _)| *l == label)
-        .map(|(_, i)| i)
-        .unwrap_or_else(|| panic!("no {label} interpreter recorded; rerun `make setup`"))
+    interpreters().get(label)
 }
 
 /// Builds `source` as module `name` for `interp` in its own scratch directory.

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ftshim_abi_tests::pypi::{self, CRYPTOGRAPHY_ABI3T as ABI3T, CRYPTOGRAPHY_CP314T as CP314T, Wheel};
-use ftshim_abi_tests::{ftshim_cli, interpreters, output_within, scratch};
+use ftshim_abi_tests::{ftshim_json, interpreters, output_within, reason_codes, reason_messages, scratch};
 use serde_json::Value;
 
 /// Unzips the wheel's `.so` files and its `WHEEL` into a scratch dir (fetching and verifying it
@@ -49,17 +49,8 @@ fn check(module: &Path, target: &str, exports: Option<&Path>) -> (i32, Value) {
         args.extend([OsStr::new("--exports"), e.as_os_str()]);
     }
     args.push(module.as_os_str());
-    let (code, stdout, stderr) = ftshim_cli(&args);
-    let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let (code, doc) = ftshim_json(&args);
     (code, doc["files"][0].clone())
-}
-
-fn codes(file: &Value) -> Vec<&str> {
-    file["reasons"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect()
-}
-
-fn messages(file: &Value) -> Vec<&str> {
-    file["reasons"].as_array().unwrap().iter().map(|r| r["message"].as_str().unwrap()).collect()
 }
 
 fn notes(file: &Value) -> Vec<&str> {
@@ -67,8 +58,7 @@ fn notes(file: &Value) -> Vec<&str> {
 }
 
 fn gil315_exports() -> PathBuf {
-    let more = &interpreters().more;
-    let (_, i) = more.iter().find(|(label, _)| label == "3.15").expect("GIL 3.15 is recorded");
+    let i = interpreters().get("3.15");
     i.exports_file.clone()
 }
 
@@ -136,9 +126,9 @@ fn cryptography_abi3t_module_is_for_3_15_only() {
     assert_eq!(code, 1, "{file:#}");
     assert_eq!(file["verdict"], "refused");
     assert_eq!(file["entry"], Value::Null);
-    assert_eq!(codes(&file), vec!["suffix-mismatch", "no-init"]);
+    assert_eq!(reason_codes(&file), vec!["suffix-mismatch", "no-init"]);
     assert_eq!(
-        messages(&file),
+        reason_messages(&file),
         vec![
             format!(
                 "{m}: file name must end with the target interpreter's EXT_SUFFIX: expected '.cpython-313t-x86_64-linux-gnu.so', found '.abi3t.so': CPython imports abi3t files (PEP 803) only from 3.15, target is free-threaded 3.13"
@@ -185,9 +175,9 @@ fn cryptography_cp314t_module_is_for_3_14t_only() {
     let (code, file) = check(&module, "3.13t", Some(ft313));
     assert_eq!(code, 1, "{file:#}");
     assert_eq!(file["entry"]["symbol"], "PyInit__rust");
-    assert_eq!(codes(&file), vec!["suffix-mismatch", "unresolved-symbol"]);
+    assert_eq!(reason_codes(&file), vec!["suffix-mismatch", "unresolved-symbol"]);
     assert_eq!(
-        messages(&file),
+        reason_messages(&file),
         vec![
             format!(
                 "{m}: file name must end with the target interpreter's EXT_SUFFIX: expected '.cpython-313t-x86_64-linux-gnu.so', found '.cpython-314t-x86_64-linux-gnu.so'"
@@ -200,5 +190,5 @@ fn cryptography_cp314t_module_is_for_3_14t_only() {
     );
     // Without exports, the tag alone refuses it.
     let (code, file) = check(&module, "3.13t", None);
-    assert_eq!((code, codes(&file)), (1, vec!["suffix-mismatch"]));
+    assert_eq!((code, reason_codes(&file)), (1, vec!["suffix-mismatch"]));
 }
