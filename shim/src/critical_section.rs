@@ -102,6 +102,7 @@ impl ftshim_critical_section {
 
     /// The calling thread's innermost section as CPython records it (`PyThreadState`'s tagged
     /// `critical_section`), untagged; 0 without a thread state.
+    #[inline(always)]
     fn cpython_innermost(top: Innermost) -> usize {
         // SAFETY: PyThreadState_GetUnchecked has no preconditions; a non-NULL result is the live
         // thread state of this thread, `offset` its `critical_section` field (layout-checked).
@@ -112,12 +113,20 @@ impl ftshim_critical_section {
         tagged & !runtime::CRITICAL_SECTION_TAGS
     }
 
-    /// Checked mode, before an end: true (reported) when this is not the thread's innermost
-    /// section — by CPython's record when there is one (`innermost`), else by the checker's own.
+    /// Checked mode, before an end of an active section in state `state`: true (reported) when
+    /// it is not the thread's innermost section — by CPython's record when there is one (the
+    /// same reading `end` makes, here on the cold path), else by the checker's own stack.
     #[cold]
     #[inline(never)]
-    fn end_refused_by_checker(&mut self, innermost: Option<usize>) -> bool {
-        checked::on() && checked::section_ending(self as *mut Self as usize, innermost).is_err()
+    fn end_refused_by_checker(&mut self, state: usize) -> bool {
+        if !checked::on() || !(ACTIVE_ONE..=ACTIVE_NOOP).contains(&state) {
+            return false;
+        }
+        let innermost = match state {
+            ACTIVE_NOOP => None,
+            _ => runtime::sections().ok().flatten().and_then(|s| s.innermost).map(Self::cpython_innermost),
+        };
+        checked::section_ending(self as *mut Self as usize, innermost).is_err()
     }
 }
 
@@ -178,29 +187,26 @@ ftshim_boundary::export! {
     pub unsafe fn ftshim_critical_section_end(cs: *mut ftshim_critical_section) -> ftshim_status {
         let cs = ftshim_boundary::try_mut!(cs);
         let state = cs.storage[STATE];
-        let sections = match state {
-            // A CPython kind was recorded, so the runtime resolved with sections.
-            ACTIVE_ONE..=ACTIVE_TWO_MUTEX => match runtime::sections() {
-                Ok(Some(s)) => Some(s),
-                _ => return FTSHIM_ERR_NO_RUNTIME,
-            },
-            ACTIVE_NOOP => None,
+        if checked::maybe() && cs.end_refused_by_checker(state) {
+            return FTSHIM_ERR_OUT_OF_ORDER;
+        }
+        match state {
+            ACTIVE_ONE..=ACTIVE_TWO_MUTEX => {
+                // A CPython kind was recorded, so the runtime resolved with sections.
+                let Ok(Some(s)) = runtime::sections() else { return FTSHIM_ERR_NO_RUNTIME };
+                // CPython's end pops whatever is on top of the calling thread's stack: ending any
+                // section but this thread's innermost one would unlink (and later unlock) the
+                // wrong one.
+                if s.innermost.is_some_and(|top| ftshim_critical_section::cpython_innermost(top) != cs as *mut ftshim_critical_section as usize) {
+                    return FTSHIM_ERR_OUT_OF_ORDER;
+                }
+                cs.storage[STATE] = 0;
+                let end = if (state - MAGIC) % 2 == 0 { s.end2 } else { s.end };
+                // SAFETY: the state word said CPython began a section of this kind in this storage.
+                unsafe { end(cs.cpython_storage()) };
+            }
+            ACTIVE_NOOP => cs.storage[STATE] = 0,
             _ => return FTSHIM_ERR_NOT_ACTIVE,
-        };
-        // CPython's end pops whatever is on top of the calling thread's stack: ending any section
-        // but this thread's innermost one would unlink (and later unlock) the wrong one.
-        let innermost = sections.and_then(|s| s.innermost).map(ftshim_critical_section::cpython_innermost);
-        if checked::maybe() && cs.end_refused_by_checker(innermost) {
-            return FTSHIM_ERR_OUT_OF_ORDER;
-        }
-        if innermost.is_some_and(|top| top != cs as *mut ftshim_critical_section as usize) {
-            return FTSHIM_ERR_OUT_OF_ORDER;
-        }
-        cs.storage[STATE] = 0;
-        if let Some(s) = sections {
-            let end = if (state - MAGIC) % 2 == 0 { s.end2 } else { s.end };
-            // SAFETY: the state word said CPython began a section of this kind in this storage.
-            unsafe { end(cs.cpython_storage()) };
         }
         FTSHIM_OK
     }
