@@ -1,6 +1,7 @@
 //! The import guard, installed into private venvs only (never into the machine's interpreters):
-//! a refused module raises ImportError with the loader's reasons, accepted modules import exactly
-//! as without the guard, and uninstall leaves site-packages byte-for-byte as it was.
+//! a refused module raises ImportError with the loader's reasons on every importlib route,
+//! accepted modules import exactly as without the guard, a broken install fails closed, and
+//! uninstall leaves site-packages byte-for-byte as it was.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -70,10 +71,8 @@ print("gil", sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else None)
 "#;
 
 const GUARD_STATE: &str = r#"
-import sys
-from importlib.machinery import PathFinder
-g = [i for i, f in enumerate(sys.meta_path) if getattr(f, "_ftshim_guard", False)]
-print("guards", len(g), "right before PathFinder", bool(g) and sys.meta_path[g[0] + 1] is PathFinder)
+import _imp
+print("guard", getattr(_imp.create_dynamic, "_ftshim_guard", None))
 "#;
 
 const IMPORT_BAD: &str = r#"
@@ -154,7 +153,7 @@ fn the_guard_refuses_the_renamed_gil_build_and_changes_nothing_else() {
     let once = snapshot(&s.site);
     assert_eq!(guard("install", py).0, 0);
     assert_eq!(snapshot(&s.site), once, "a second install changed site-packages");
-    assert_eq!(stdout_of(&run(py, &s.good, GUARD_STATE, false)), "guards 1 right before PathFinder True\n");
+    assert_eq!(stdout_of(&run(py, &s.good, GUARD_STATE, false)), "guard active\n");
     assert_eq!(guard("status", py).1, format!("installed in {} and active\n", s.site.display()));
 
     // Refused: ImportError carrying the loader's reasons; nothing was loaded.
@@ -174,7 +173,7 @@ fn the_guard_refuses_the_renamed_gil_build_and_changes_nothing_else() {
     // Accepted: exactly as before, GIL still off; including packages and submodules.
     assert_eq!(stdout_of(&run(py, &s.good, PROBE, false)), before);
     // FTSHIM_GUARD=off starts without it.
-    assert_eq!(stdout_of(&run(py, &s.good, GUARD_STATE, true)), "guards 0 right before PathFinder False\n");
+    assert_eq!(stdout_of(&run(py, &s.good, GUARD_STATE, true)), "guard None\n");
 
     // Uninstall leaves site-packages byte-for-byte as it was; a second uninstall is harmless.
     let (code, stdout, _) = guard("uninstall", py);
@@ -191,7 +190,7 @@ fn the_guard_refuses_the_renamed_gil_build_and_changes_nothing_else() {
         guard("uninstall", py).1,
         format!("no ftshim import guard in {}; nothing to remove\n", s.site.display())
     );
-    assert_eq!(stdout_of(&run(py, &s.good, GUARD_STATE, false)), "guards 0 right before PathFinder False\n");
+    assert_eq!(stdout_of(&run(py, &s.good, GUARD_STATE, false)), "guard None\n");
     assert_eq!(guard("status", py).1, format!("not installed in {}\n", s.site.display()));
 }
 
@@ -237,4 +236,243 @@ fn guard_needs_an_interpreter_and_refuses_files_it_did_not_write() {
         )
     );
     assert_eq!(std::fs::read_to_string(site.join("ftshim-guard.pth")).unwrap(), "import something_else\n");
+}
+
+/// Every importlib route that creates an extension module from a file, one per run: argv is the
+/// route and the directory holding `counter<EXT_SUFFIX>`. Prints `refused <codes>` for an
+/// ImportError and `imported <value>` when the module loaded and works.
+const ROUTES: &str = r#"
+import importlib, importlib.util, sys, _imp
+from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader, FileFinder, PathFinder
+route, d = sys.argv[1], sys.argv[2]
+path = d + "/counter" + EXTENSION_SUFFIXES[0]
+
+class EditableFinder:  # the shape of meson-python's and setuptools' editable-install finders
+    def find_spec(self, fullname, path_=None, target=None):
+        return importlib.util.spec_from_file_location(fullname, path) if fullname == "counter" else None
+
+def from_spec(spec):
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+try:
+    if route == "import":
+        sys.path.insert(0, d)
+        import counter as m
+    elif route == "meta_path[0]":
+        sys.meta_path.insert(0, EditableFinder())
+        import counter as m
+    elif route == "meta_path appended":  # counter is not on sys.path: only this finder finds it
+        sys.meta_path.append(EditableFinder())
+        import counter as m
+    elif route == "spec_from_file_location":
+        m = from_spec(importlib.util.spec_from_file_location("counter", path))
+    elif route == "ExtensionFileLoader":
+        m = from_spec(importlib.util.spec_from_loader("counter", ExtensionFileLoader("counter", path)))
+    elif route == "PathFinder.find_spec":
+        m = from_spec(PathFinder.find_spec("counter", [d]))
+    elif route == "FileFinder":
+        m = from_spec(FileFinder(d, (ExtensionFileLoader, EXTENSION_SUFFIXES)).find_spec("counter"))
+    elif route == "_imp.create_dynamic":
+        m = _imp.create_dynamic(importlib.util.spec_from_file_location("counter", path))
+        _imp.exec_dynamic(m)
+    else:
+        raise SystemExit(f"unknown route {route}")
+except ImportError as e:
+    print("refused", ",".join(c for c, _ in getattr(e, "ftshim_reasons", [])) or repr(e))
+else:
+    c = m.Counter()
+    c.increment(2)
+    print("imported", c.value)
+"#;
+
+const ROUTE_NAMES: [&str; 8] = [
+    "import",
+    "meta_path[0]",
+    "meta_path appended",
+    "spec_from_file_location",
+    "ExtensionFileLoader",
+    "PathFinder.find_spec",
+    "FileFinder",
+    "_imp.create_dynamic",
+];
+
+/// `python [flags] -c ROUTES route dir` in the venv, guard on, nothing else on the path.
+fn route(python: &Path, flags: &[&str], name: &str, dir: &Path) -> String {
+    let mut cmd = Command::new(python);
+    cmd.args(flags).arg("-c").arg(ROUTES).arg(name).arg(dir);
+    cmd.env_remove("PYTHONPATH").env_remove("PYTHON_GIL").env_remove("PYTHONHOME").env_remove("FTSHIM_GUARD");
+    stdout_of(&output_within(&mut cmd, Duration::from_secs(60), "python in the guard venv"))
+}
+
+#[test]
+fn every_importlib_route_goes_through_the_guard() {
+    let all = interpreters();
+    let s = setup("guard-routes", &all.ft, &all.gil313);
+    let py = &s.venv_python;
+    assert_eq!(guard("install", py).0, 0);
+    let _uninstall = Installed(py);
+    for name in ROUTE_NAMES {
+        assert_eq!(route(py, &[], name, &s.bad), "refused gil-build\n", "route {name}, GIL build");
+        assert_eq!(route(py, &[], name, &s.good), "imported 2\n", "route {name}, free-threaded build");
+    }
+    // -I (isolated) still runs site-packages' .pth files.
+    assert_eq!(route(py, &["-I"], "import", &s.bad), "refused gil-build\n");
+    // Out of reach, as docs/loader.md says: -S runs no site, so no .pth and no guard.
+    let mut cmd = Command::new(py);
+    cmd.args(["-S", "-c", GUARD_STATE]).env_remove("FTSHIM_GUARD");
+    assert_eq!(stdout_of(&output_within(&mut cmd, Duration::from_secs(60), "python -S")), "guard None\n");
+}
+
+/// `import counter` from `dir` and a stdlib extension module nothing imported yet: each line
+/// `<name>: imported` or `<name>: ImportError <message>`.
+const IMPORT_TWO: &str = r#"
+import importlib
+for name in ["counter", "_decimal"]:
+    try:
+        importlib.import_module(name)
+    except ImportError as e:
+        print(f"{name}: ImportError {e}")
+    else:
+        print(f"{name}: imported")
+"#;
+
+#[test]
+fn a_broken_guard_install_makes_extension_imports_fail_closed() {
+    let all = interpreters();
+    let s = setup("guard-broken", &all.ft, &all.gil313);
+    let py = &s.venv_python;
+    assert_eq!(guard("install", py).0, 0);
+    let _uninstall = Installed(py);
+    let package = s.site.join("_ftshim_guard");
+    let lib = package.join("libftshim_loader.so.1");
+    let good_lib = std::fs::read(&lib).unwrap();
+    let blocked = |name: &str, origin: &Path, why: &str| {
+        format!(
+            "{name}: ImportError ftshim guard refused to import '{name}' from {}: the guard is installed but could not start ({why}), so no extension module is loaded (fail closed). Repair it with 'ftshim guard install --python {p}', remove it with 'ftshim guard uninstall --python {p}', or set FTSHIM_GUARD=off to run without it.\n",
+            origin.display(),
+            p = py.display()
+        )
+    };
+    let decimal = describe::describe(py).unwrap().lib_dynload.join(format!("_decimal{}", all.ft.ext_suffix));
+    assert!(decimal.is_file(), "{}", decimal.display());
+    let digest_of = |path: &Path| {
+        let out = Command::new("sha256sum").arg(path).output().unwrap();
+        assert_success(&out, "sha256sum");
+        String::from_utf8_lossy(&out.stdout).split(' ').next().unwrap().to_owned()
+    };
+    let expected = digest_of(&lib);
+    let mismatch = |path: &Path| {
+        format!(
+            "OSError: {}: SHA-256 {}, expected {expected} (the copy install made): changed or truncated",
+            lib.display(),
+            digest_of(path)
+        )
+    };
+    /// What it breaks, and the breakage (returning the reason the guard will give).
+    type Breakage<'a> = (&'a str, Box<dyn Fn() -> String + 'a>);
+    let breakages: [Breakage; 4] = [
+        (
+            "loader library missing",
+            Box::new(|| {
+                std::fs::remove_file(&lib).unwrap();
+                format!("FileNotFoundError: [Errno 2] No such file or directory: '{}'", lib.display())
+            }),
+        ),
+        (
+            // Without the digest, this is glibc's dlopen dying of SIGBUS at startup.
+            "loader library truncated",
+            Box::new(|| {
+                std::fs::write(&lib, &good_lib[..good_lib.len() / 2]).unwrap();
+                mismatch(&lib)
+            }),
+        ),
+        (
+            "another library in its place",
+            Box::new(|| {
+                std::fs::copy(artifacts().lib_dir.join("libftshim.so.1"), &lib).unwrap();
+                mismatch(&lib)
+            }),
+        ),
+        (
+            "guard package gone",
+            Box::new(|| {
+                std::fs::remove_dir_all(&package).unwrap();
+                "ModuleNotFoundError: No module named '_ftshim_guard'".to_owned()
+            }),
+        ),
+    ];
+    for (what, breakage) in breakages {
+        let why = breakage();
+        let out = stdout_of(&run(py, &s.good, IMPORT_TWO, false));
+        assert_eq!(
+            out,
+            format!(
+                "{}{}",
+                blocked("counter", &s.good.join(format!("counter{}", all.ft.ext_suffix)), &why),
+                blocked("_decimal", &decimal, &why)
+            ),
+            "{what}"
+        );
+        assert_eq!(stdout_of(&run(py, &s.good, IMPORT_TWO, true)), "counter: imported\n_decimal: imported\n");
+        assert_eq!(
+            guard("status", py).1,
+            format!(
+                "installed in {} but broken: extension-module imports fail closed because the guard could not start ({why}); run 'ftshim guard install' again to repair it\n",
+                s.site.display()
+            ),
+            "{what}"
+        );
+        // Installing again repairs it.
+        assert_eq!(guard("install", py).0, 0, "{what}");
+        assert_eq!(
+            stdout_of(&run(py, &s.good, IMPORT_TWO, false)),
+            "counter: imported\n_decimal: imported\n"
+        );
+    }
+
+    // An install whose loader library cannot start is removed again, saying why.
+    let wrong = artifacts().lib_dir.join("libftshim.so.1");
+    let (code, _, stderr) = ftshim_cli(&[
+        OsStr::new("guard"),
+        OsStr::new("install"),
+        OsStr::new("--python"),
+        py.as_os_str(),
+        OsStr::new("--loader-lib"),
+        wrong.as_os_str(),
+    ]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        format!(
+            "ftshim guard install: the guard did not activate, so it was removed again: a fresh interpreter could not start it: AttributeError: {}: undefined symbol: ftshim_loader_abi_version\n",
+            lib.display()
+        )
+    );
+    assert_eq!(guard("status", py).1, format!("not installed in {}\n", s.site.display()));
+}
+
+#[test]
+fn the_guard_starts_and_refuses_on_every_gil_interpreter() {
+    let all = interpreters();
+    for (label, interp) in all.all().into_iter().filter(|(label, _)| !label.ends_with('t')) {
+        if label == "3.13" {
+            continue; // on_a_gil_interpreter_the_guard_refuses_the_free_threaded_build
+        }
+        let s = setup(&format!("guard-{label}"), interp, &all.ft);
+        let py = &s.venv_python;
+        assert_eq!(guard("install", py).0, 0, "{label}");
+        let _uninstall = Installed(py);
+        assert_eq!(stdout_of(&run(py, &s.good, GUARD_STATE, false)), "guard active\n", "{label}");
+        // 3.11 and 3.12 do not know the Py_mod_gil slot the free-threaded build carries.
+        let codes = match label {
+            "3.11" | "3.12" => "unknown-slot,ft-build,unresolved-symbol",
+            _ => "ft-build,unresolved-symbol",
+        };
+        for name in ["import", "spec_from_file_location"] {
+            assert_eq!(route(py, &[], name, &s.bad), format!("refused {codes}\n"), "{label} route {name}");
+            assert_eq!(route(py, &[], name, &s.good), "imported 2\n", "{label} route {name}");
+        }
+    }
 }

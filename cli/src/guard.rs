@@ -1,8 +1,9 @@
 //! `ftshim guard install|uninstall|status`: the opt-in import guard.
 //!
 //! Install writes three things into the interpreter's site-packages (sysconfig `purelib`):
-//! `ftshim-guard.pth` (one `import` line, run by `site` at startup), the pure-Python package
-//! `_ftshim_guard/` (the finder) and `_ftshim_guard/libftshim_loader.so.1` (the loader library it
+//! `ftshim-guard.pth` (one `import` line, run by `site` at startup: it starts the guard, or makes
+//! extension imports fail closed if the package cannot be imported), the pure-Python package
+//! `_ftshim_guard/` (the wrapper around `_imp.create_dynamic`) and `_ftshim_guard/libftshim_loader.so.1` (the loader library it
 //! calls through ctypes; not libftshim, so the guard never puts a second runtime into the process).
 //! Nothing else is touched; uninstall removes exactly those, so site-packages is as it
 //! was. Python's bytecode cache for the package lands inside `_ftshim_guard/` and goes with it.
@@ -18,13 +19,53 @@ use crate::{EXIT_USAGE, interpreter};
 const GUARD_PY: &str = include_str!("guard/_ftshim_guard.py");
 const MARKER: &str = "# ftshim-guard:";
 const PTH_NAME: &str = "ftshim-guard.pth";
-const PTH: &str = "import _ftshim_guard; _ftshim_guard.install()\n";
+/// What the `.pth` line runs: start the guard; if even its package cannot be imported (deleted,
+/// corrupted), block extension-module imports with the same explanation `_blocking` in the package
+/// gives, so a broken install fails closed. `site` runs `import` lines of `.pth` files with
+/// `exec`, one line each, so this is put on one line by [`pth_line`].
+const PTH_BODY: &str = r#"try:
+    import _ftshim_guard
+    _ftshim_guard.install()
+except Exception as e:
+    import _imp, os, sys
+    if os.environ.get("FTSHIM_GUARD", "").lower() not in ("off", "0", "no"):
+        def blocked_create_dynamic(spec, *args, why=f"{type(e).__name__}: {e}", exe=sys.executable):
+            name, origin = getattr(spec, "name", None), getattr(spec, "origin", None)
+            raise ImportError(
+                f"ftshim guard refused to import {name!r} from {origin}: the guard is installed but"
+                f" could not start ({why}), so no extension module is loaded (fail closed). Repair it"
+                f" with 'ftshim guard install --python {exe}', remove it with 'ftshim guard"
+                f" uninstall --python {exe}', or set FTSHIM_GUARD=off to run without it.",
+                name=name, path=origin)
+        blocked_create_dynamic._ftshim_guard = f"blocked: {type(e).__name__}: {e}"
+        _imp.create_dynamic = blocked_create_dynamic
+"#;
+
+/// The `.pth` file: [`PTH_BODY`] on one `import` line (Rust's string escaping of ASCII text is a
+/// valid Python string literal).
+fn pth_line() -> String {
+    format!("import sys; exec({PTH_BODY:?})\n")
+}
+
+/// What earlier versions wrote, still recognised as ours by uninstall.
+const PTH_BEFORE_0_2: &str = "import _ftshim_guard; _ftshim_guard.install()\n";
 const PACKAGE: &str = "_ftshim_guard";
 const LIB_NAME: &str = ftshim_loader::version::SONAME;
+/// The library's SHA-256 as `sha256sum` writes it, next to it; the guard checks it before dlopen.
+const DIGEST_NAME: &str = "libftshim_loader.so.1.sha256";
 
-/// Prints the probe's answer: is a guard finder in sys.meta_path of a fresh interpreter? Run with
-/// `-B`, so checking writes no bytecode into site-packages.
-const PROBE: &str = "import sys; print(any(getattr(f, '_ftshim_guard', False) for f in sys.meta_path))";
+/// Prints the probe's answer: the guard's state in a fresh interpreter, `active`, `blocked: why`
+/// or `None`. Run with `-B`, so checking writes no bytecode into site-packages.
+const PROBE: &str = "import _imp; print(getattr(_imp.create_dynamic, '_ftshim_guard', None))";
+
+/// The guard in a fresh interpreter, as [`probe`] sees it.
+#[derive(Debug, PartialEq)]
+enum State {
+    Active,
+    /// Installed but could not start: extension imports fail closed, for this reason.
+    Blocked(String),
+    Absent,
+}
 
 fn site_dir(interp: &Interpreter) -> Result<PathBuf, String> {
     let site = interp.site_packages.first().ok_or("the interpreter reports no site-packages")?;
@@ -78,16 +119,19 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     })
 }
 
-fn probe(interp: &Interpreter) -> Result<bool, String> {
+fn probe(interp: &Interpreter) -> Result<State, String> {
     let out = Command::new(&interp.executable)
         .args(["-I", "-B", "-c", PROBE])
         .env_remove("FTSHIM_GUARD")
         .output()
         .map_err(|e| format!("cannot run {}: {e}", interp.executable.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    match (out.status.success(), stdout.trim()) {
-        (true, "True") => Ok(true),
-        (true, "False") => Ok(false),
+    match (out.status.success(), stdout.trim_end_matches('\n')) {
+        (true, "active") => Ok(State::Active),
+        (true, "None") => Ok(State::Absent),
+        (true, state) if state.starts_with("blocked: ") => {
+            Ok(State::Blocked(state["blocked: ".len()..].to_owned()))
+        }
         _ => Err(format!(
             "{} failed to start ({}): {}",
             interp.executable.display(),
@@ -108,10 +152,11 @@ fn do_install(interp: &Interpreter, loader_lib: Option<PathBuf>) -> Result<Strin
     std::fs::create_dir_all(&package).map_err(|e| format!("{}: cannot create: {e}", package.display()))?;
     write_atomically(&package.join("__init__.py"), GUARD_PY.as_bytes())?;
     write_atomically(&package.join(LIB_NAME), &lib_bytes)?;
+    write_atomically(&package.join(DIGEST_NAME), digest_line(&lib_bytes).as_bytes())?;
     // The .pth last: until it exists, nothing imports the package.
-    write_atomically(&site.join(PTH_NAME), PTH.as_bytes())?;
+    write_atomically(&site.join(PTH_NAME), pth_line().as_bytes())?;
     match probe(interp) {
-        Ok(true) => Ok(format!(
+        Ok(State::Active) => Ok(format!(
             "installed the ftshim import guard in {} ({PTH_NAME}, {PACKAGE}/ with {LIB_NAME} from {}); active in {}",
             site.display(),
             lib.display(),
@@ -119,13 +164,21 @@ fn do_install(interp: &Interpreter, loader_lib: Option<PathBuf>) -> Result<Strin
         )),
         other => {
             let why = match other {
-                Ok(_) => "a fresh interpreter does not show the guard in sys.meta_path".to_owned(),
+                Ok(State::Blocked(why)) => format!("a fresh interpreter could not start it: {why}"),
+                Ok(_) => "a fresh interpreter does not show it around _imp.create_dynamic".to_owned(),
                 Err(e) => e,
             };
             let _ = do_uninstall(interp);
             Err(format!("the guard did not activate, so it was removed again: {why}"))
         }
     }
+}
+
+/// `<sha256 hex>  libftshim_loader.so.1\n`, the `sha256sum` format.
+fn digest_line(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let hex: String = sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}  {LIB_NAME}\n")
 }
 
 /// True when `package` is a guard package written by `install` (its `__init__.py` starts with
@@ -141,7 +194,7 @@ fn do_uninstall(interp: &Interpreter) -> Result<String, String> {
     let mut removed = Vec::new();
     if pth.exists() {
         let text = std::fs::read_to_string(&pth).unwrap_or_default();
-        if text != PTH {
+        if text != pth_line() && text != PTH_BEFORE_0_2 {
             return Err(format!("{}: not written by ftshim guard install; not removing it", pth.display()));
         }
     }
@@ -193,16 +246,19 @@ pub fn status(python: &Path) -> ExitCode {
     let result = interpreter(Some(python.to_owned())).and_then(|interp| {
         let site = site_dir(&interp)?;
         let installed = site.join(PTH_NAME).exists() && is_ours(&site.join(PACKAGE));
-        let active = probe(&interp)?;
-        Ok(match (installed, active) {
-            (true, true) => format!("installed in {} and active", site.display()),
-            (true, false) => {
+        Ok(match (installed, probe(&interp)?) {
+            (true, State::Active) => format!("installed in {} and active", site.display()),
+            (_, State::Blocked(why)) => format!(
+                "installed in {} but broken: extension-module imports fail closed because the guard could not start ({why}); run 'ftshim guard install' again to repair it",
+                site.display()
+            ),
+            (true, State::Absent) => {
                 format!("installed in {} but NOT active (FTSHIM_GUARD=off or python -S?)", site.display())
             }
-            (false, true) => {
+            (false, State::Active) => {
                 format!("not installed in {}, yet a guard is active (another site dir?)", site.display())
             }
-            (false, false) => format!("not installed in {}", site.display()),
+            (false, State::Absent) => format!("not installed in {}", site.display()),
         })
     });
     finish("status", result)

@@ -2,27 +2,31 @@
 """The ftshim import guard.
 
 `ftshim-guard.pth` in site-packages imports this package at interpreter startup and calls
-install(), which puts one finder in front of CPython's path-based finder (PathFinder) in
-sys.meta_path. The finder asks PathFinder for the spec exactly as the import system would; when
-the spec is an extension module (its loader is an ExtensionFileLoader), libftshim's loader
-inspects the file for *this* interpreter before anything loads it:
+install(), which wraps `_imp.create_dynamic`: the one function every importlib route calls to
+create an extension module from a file (`ExtensionFileLoader.create_module`, whichever finder,
+editable-install finder, `spec_from_file_location`, `PathFinder`/`FileFinder` called directly or
+`ExtensionFileLoader` built by hand produced the spec). Before CPython loads the file, libftshim's
+loader inspects it for *this* interpreter:
 
 * refused  -> ImportError carrying the loader's reasons (code and message each); nothing loads;
-* accepted -> the very spec PathFinder returned, so CPython's own ExtensionFileLoader imports the
-              module exactly as without the guard.
+* accepted -> CPython's own `_imp.create_dynamic` runs with the very same arguments, so the module
+              imports exactly as without the guard.
 
-Everything else (source modules, packages, namespace packages, not-found) passes through
-untouched. Set FTSHIM_GUARD=off in the environment to start an interpreter without the guard.
+Fail closed: if the guard cannot start (its libftshim_loader.so.1 missing, truncated, of another
+ABI major; this package broken), every extension-module import fails with an ImportError that says
+why and how to repair, remove or turn off the guard. Set FTSHIM_GUARD=off in the environment to
+start an interpreter without the guard. What it promises and what it does not: docs/loader.md.
 """
 
 import ctypes
 import os
 import sys
-from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader, PathFinder
+from importlib.machinery import EXTENSION_SUFFIXES
 
 FTSHIM_OK = 0
 FTSHIM_LOADER_FREE_THREADED = 0x1
 FTSHIM_LOADER_PROCESS_SYMBOLS = 0x2
+LOADER_ABI_MAJOR = 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,6 +66,12 @@ class Loader:
 
     def __init__(self, path):
         lib = ctypes.CDLL(path)
+        lib.ftshim_loader_abi_version.argtypes = []
+        lib.ftshim_loader_abi_version.restype = ctypes.c_uint32
+        version = lib.ftshim_loader_abi_version()
+        if version >> 16 != LOADER_ABI_MAJOR:
+            raise OSError(
+                f"{path}: loader ABI {version >> 16}.{version & 0xFFFF}, expected {LOADER_ABI_MAJOR}.x")
         lib.ftshim_loader_inspect.argtypes = [
             ctypes.c_char_p, ctypes.POINTER(Target), ctypes.POINTER(Report)]
         lib.ftshim_loader_inspect.restype = ctypes.c_int32
@@ -116,14 +126,35 @@ def this_interpreter():
 # The guard.
 # ---------------------------------------------------------------------------------------------
 
+OFF_VALUES = ("off", "0", "no")
 _loader = None
 _target = None
 
 
+def _sha256(data):
+    try:
+        from _sha2 import sha256  # 3.12+: no OpenSSL import at startup
+    except ImportError:
+        try:
+            from _sha256 import sha256  # 3.11
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
 def _load():
+    """Loads the library install copied, after checking it is byte for byte that copy: glibc's
+    dlopen of a truncated library dies of SIGBUS rather than failing."""
     global _loader, _target
     here = os.path.dirname(os.path.abspath(__file__))
-    _loader, _target = Loader(os.path.join(here, "libftshim_loader.so.1")), this_interpreter()
+    path = os.path.join(here, "libftshim_loader.so.1")
+    with open(path + ".sha256", encoding="ascii") as f:
+        expected = f.read().split(" ", 1)[0]
+    with open(path, "rb") as f:
+        found = _sha256(f.read())
+    if found != expected:
+        raise OSError(f"{path}: SHA-256 {found}, expected {expected} (the copy install made): changed or truncated")
+    _loader, _target = Loader(path), this_interpreter()
 
 
 def inspect(path):
@@ -132,25 +163,6 @@ def inspect(path):
     Returns (status, status_text, [(code, message), ...]); status 0 means accepted.
     """
     return _loader.inspect(path, _target)
-
-
-class FtshimGuardFinder:
-    """A sys.meta_path finder in front of PathFinder that refuses extension modules libftshim's
-    loader refuses and otherwise returns PathFinder's own spec unchanged."""
-
-    _ftshim_guard = True
-
-    def __init__(self, path_finder):
-        self._path_finder = path_finder
-
-    def find_spec(self, fullname, path=None, target=None):
-        spec = self._path_finder.find_spec(fullname, path, target)
-        if spec is not None and isinstance(spec.loader, ExtensionFileLoader) and spec.origin:
-            _check(fullname, spec.origin)
-        return spec
-
-    def __repr__(self):
-        return "<ftshim import guard>"
 
 
 def _check(fullname, origin):
@@ -170,16 +182,52 @@ def _check(fullname, origin):
     raise err
 
 
+def _guarded(create_dynamic):
+    """`create_dynamic` (CPython's `_imp.create_dynamic(spec, file=None)`) behind the check."""
+
+    def guarded_create_dynamic(spec, *args):
+        name, origin = getattr(spec, "name", None), getattr(spec, "origin", None)
+        if not isinstance(origin, str):
+            raise ImportError(
+                f"ftshim guard refused to import {name!r}: its spec names no file to inspect"
+                f" (origin {origin!r})", name=name)
+        _check(name, origin)
+        return create_dynamic(spec, *args)
+
+    guarded_create_dynamic._ftshim_guard = "active"
+    guarded_create_dynamic._ftshim_wrapped = create_dynamic
+    return guarded_create_dynamic
+
+
+def _blocking(why):
+    """The fail-closed replacement: every extension-module import fails, saying `why`.
+    (ftshim-guard.pth carries a copy of this for when this package itself cannot be imported.)"""
+
+    def blocked_create_dynamic(spec, *args):
+        name, origin = getattr(spec, "name", None), getattr(spec, "origin", None)
+        raise ImportError(
+            f"ftshim guard refused to import {name!r} from {origin}: the guard is installed but"
+            f" could not start ({why}), so no extension module is loaded (fail closed). Repair it"
+            f" with 'ftshim guard install --python {sys.executable}', remove it with 'ftshim guard"
+            f" uninstall --python {sys.executable}', or set FTSHIM_GUARD=off to run without it.",
+            name=name, path=origin)
+
+    blocked_create_dynamic._ftshim_guard = f"blocked: {why}"
+    return blocked_create_dynamic
+
+
 def install():
-    """Puts the guard in front of PathFinder in sys.meta_path, once."""
-    if os.environ.get("FTSHIM_GUARD", "").lower() in ("off", "0", "no"):
+    """Wraps `_imp.create_dynamic`, once. If the guard cannot start, extension-module imports
+    fail closed instead."""
+    import _imp
+
+    if os.environ.get("FTSHIM_GUARD", "").lower() in OFF_VALUES:
         return
-    if any(getattr(f, "_ftshim_guard", False) for f in sys.meta_path):
+    if getattr(_imp.create_dynamic, "_ftshim_guard", None):
         return
-    for i, finder in enumerate(sys.meta_path):
-        if finder is PathFinder:
-            break
-    else:
-        raise ImportError("ftshim guard: no importlib.machinery.PathFinder in sys.meta_path to guard")
-    _load()
-    sys.meta_path.insert(i, FtshimGuardFinder(finder))
+    try:
+        _load()
+    except Exception as e:
+        _imp.create_dynamic = _blocking(f"{type(e).__name__}: {e}")
+        return
+    _imp.create_dynamic = _guarded(_imp.create_dynamic)
