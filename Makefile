@@ -6,7 +6,7 @@ SHELL := bash
 CARGO ?= cargo
 export FTSHIM_INTERPRETERS ?= $(CURDIR)/target/ftshim-interpreters.env
 
-.PHONY: all setup build libs wheel install run test lint bench clean abi-baseline
+.PHONY: all setup build libs wheel install run test lint bench fuzz clean abi-baseline
 
 all: build
 
@@ -56,6 +56,12 @@ test: setup build lint
 # callgrind instruction counts (see docs/benchmarks.md).
 bench: setup build
 	$(CARGO) run --release --quiet -p ftshim-abi-tests --bin ftshim-bench
+
+# The loader's libFuzzer targets (inspector, wheel reader) with AddressSanitizer, FUZZ_SECONDS
+# each (default 60), seeded with real modules and wheels (scripts/fuzz.sh; nightly + cargo-fuzz).
+# `make test` runs the deterministic stable harness instead (abi-tests/tests/loader_fuzz.rs).
+fuzz: setup
+	bash scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

@@ -35,6 +35,17 @@ pub struct Wheel {
 }
 
 impl Wheel {
+    /// Nothing found yet.
+    fn empty(path: &Path) -> Wheel {
+        Wheel {
+            path: path.to_owned(),
+            tags: Vec::new(),
+            refusals: Vec::new(),
+            modules: Vec::new(),
+            libraries: Vec::new(),
+        }
+    }
+
     /// The verdict on the wheel: its bytes could not be had ([`Verdict::IoFailed`]); it or any of
     /// its modules is refused ([`Verdict::Refused`]); else [`Verdict::Accepted`].
     pub fn verdict(&self) -> Verdict {
@@ -61,23 +72,28 @@ pub fn is_wheel(path: &Path) -> bool {
 /// Inspects the wheel at `path` for `target`; libraries outside the wheel are looked up as
 /// `host`'s dynamic linker would.
 pub fn inspect_wheel(path: &Path, target: &Target, host: &Host) -> Wheel {
-    let mut wheel = Wheel {
-        path: path.to_owned(),
-        tags: Vec::new(),
-        refusals: Vec::new(),
-        modules: Vec::new(),
-        libraries: Vec::new(),
-    };
-    let opened = match crate::file::read(path) {
-        Ok(o) => o,
+    let mut wheel = Wheel::empty(path);
+    match crate::file::read(path) {
+        Ok(opened) => inspect_wheel_bytes(wheel, opened.contents.bytes(), target, host),
         Err(unreadable) => {
             let why = format!("cannot read: {}", unreadable.message);
             wheel.refusals.push(Refusal::new(unreadable.code, why));
-            return wheel;
+            wheel
         }
-    };
+    }
+}
+
+/// [`inspect_wheel`] of a wheel already in memory: `bytes` are the archive at `path` (which names
+/// it in messages and roots `$ORIGIN`; nothing is read from it). The fuzz target's entry point.
+pub fn inspect_wheel_in_memory(path: &Path, bytes: &[u8], target: &Target, host: &Host) -> Wheel {
+    inspect_wheel_bytes(Wheel::empty(path), bytes, target, host)
+}
+
+fn inspect_wheel_bytes(mut wheel: Wheel, bytes: &[u8], target: &Target, host: &Host) -> Wheel {
+    let path = wheel.path.clone();
+    let path = path.as_path();
     let malformed = |why: String| Refusal::new(Code::WheelMalformed, format!("not a readable wheel: {why}"));
-    let mut zip = match zip::ZipArchive::new(Cursor::new(opened.contents.bytes())) {
+    let mut zip = match zip::ZipArchive::new(Cursor::new(bytes)) {
         Ok(z) => z,
         Err(e) => {
             wheel.refusals.push(malformed(format!("expected a zip archive (PEP 427), found: {e}")));
