@@ -37,10 +37,10 @@ pub fn run_script(
     args: &[&str],
     timeout: Duration,
 ) -> BTreeMap<String, String> {
-    run_script_env(interp, pythonpath, script, args, timeout, &[])
+    run_script_env(interp, pythonpath, script, args, timeout, &[]).values
 }
 
-/// [`run_script`] with extra environment variables.
+/// [`run_script`] with extra environment variables, returning its stderr too.
 pub fn run_script_env(
     interp: &Interpreter,
     pythonpath: &Path,
@@ -48,9 +48,9 @@ pub fn run_script_env(
     args: &[&str],
     timeout: Duration,
     env: &[(String, String)],
-) -> BTreeMap<String, String> {
+) -> DriverRun {
     let path = workspace_root().join("abi-tests/py").join(script);
-    run_driver(&interp.executable, pythonpath, &path, args, timeout, env).values
+    run_driver(&interp.executable, pythonpath, &path, args, timeout, env)
 }
 
 /// What a `key=value` driver script printed.

@@ -1,8 +1,8 @@
 //! Checked mode (`FTSHIM_CHECKED`), on every interpreter: the locking bugs it exists for are
 //! found — an AB/BA pair and a three-lock cycle taken in threads that never deadlock, a re-lock
 //! by the owner (a status, not a hang), an unlock from the wrong thread, a section ended out of
-//! order — and correct programs (the counter and the bank transfers, built in checked mode)
-//! report nothing, in abort mode.
+//! order — and correct programs (the examples, and the stress tests of tests/api.rs, built in
+//! checked mode) report nothing, in abort mode.
 //!
 //! `extensions/checked` drives it from Python; it and the examples are built with
 //! `-DFTSHIM_CHECKED`, so every section and mutex operation goes through libftshim.
@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ftshim_abi_tests::{
-    BuildOptions, Interpreter, build_extension_with, interpreters, output_within, python_command, scratch,
+    BuildOptions, Interpreter, KINDS, build_extension_with, interpreters, output_within, python_command,
+    run_script_env, scratch, workspace_root,
 };
 
 /// Builds `extensions/<name>/<name>.c` with `-DFTSHIM_CHECKED` into `dir`.
@@ -196,5 +197,52 @@ fn misused_section_ends_return_a_status_and_the_process_lives() {
             (0, format!("order {order}\nthread {thread}\nfree [0, 0, 0] [0, 0, 0] 0 []\n")),
             "{label}: {err}"
         );
+    }
+}
+
+/// The stress tests of `tests/api.rs` (every kind of section and lock under two racing threads,
+/// opposite-order two-object transfers, a mutex held across Python code), their modules built
+/// with `-DFTSHIM_CHECKED` and run with `FTSHIM_CHECKED=abort`: exact results, exit 0, and not one
+/// line from the checker. A fifth of api.rs's iterations: every operation takes the checker's
+/// lock-order table.
+#[test]
+fn the_api_stress_tests_report_nothing_in_checked_mode() {
+    const N: u32 = 200_000;
+    let env = [("FTSHIM_CHECKED".to_owned(), "abort".to_owned())];
+    let minutes = Duration::from_secs(180);
+    for (label, interp) in interpreters().all() {
+        let dir = scratch(&format!("checked-stress-{label}"));
+        for name in ["probe", "bank", "cache"] {
+            build_checked(name, interp, &dir);
+        }
+        std::fs::copy(workspace_root().join("abi-tests/py/common.py"), dir.join("common.py")).unwrap();
+        let gil = if interp.free_threaded { "0" } else { "1" };
+
+        let n = N.to_string();
+        let mut args = vec![n.as_str()];
+        args.extend_from_slice(KINDS);
+        let run = run_script_env(interp, &dir, "exclusion.py", &args, minutes, &env);
+        for kind in KINDS {
+            let v = |key: &str| run.values[&format!("{kind}.{key}")].clone();
+            assert_eq!(v("observed"), v("expected"), "{kind} on {label}");
+            assert_eq!(run.values[&format!("{kind}.locked_after")], "0", "{kind} on {label}");
+        }
+        assert_eq!(run.values[&format!("{}.expected", KINDS[0])], (2 * N).to_string());
+        assert_eq!(run.values["gil_enabled"], gil, "{label}");
+        assert_eq!(reports(&run.stderr), Vec::<String>::new(), "{label}: exclusion");
+
+        let run = run_script_env(interp, &dir, "transfers.py", &[&n], minutes, &env);
+        const START: u64 = 1_000_000_000_000;
+        let n64 = u64::from(N);
+        assert_eq!(run.values["balance_a"], (START + 2 * n64).to_string(), "{label}");
+        assert_eq!(run.values["balance_b"], (START - 2 * n64).to_string(), "{label}");
+        assert_eq!(run.values["violations"], "0", "{label}");
+        assert_eq!(reports(&run.stderr), Vec::<String>::new(), "{label}: transfers");
+
+        let run = run_script_env(interp, &dir, "gil_deadlock.py", &[], minutes, &env);
+        assert_eq!(run.values["cache_stats"], "1,1", "{label}");
+        assert_eq!(run.values["probe_n"], "2000", "{label}");
+        assert_eq!(reports(&run.stderr), Vec::<String>::new(), "{label}: gil_deadlock");
+        println!("{label}: api.rs stress ({N} iterations) clean in checked abort mode");
     }
 }

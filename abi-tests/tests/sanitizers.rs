@@ -26,17 +26,17 @@ fn sanitized_fixtures_run_clean_on_every_interpreter() {
             }
         }
         std::fs::copy(workspace_root().join("abi-tests/py/common.py"), dir.join("common.py")).unwrap();
-        let check = run_script_env(interp, &dir, "sanitized.py", &[], MINUTE, &env);
+        let check = run_script_env(interp, &dir, "sanitized.py", &[], MINUTE, &env).values;
         assert_eq!(check["asan_mapped"], "1", "{label}: libasan is not in the process");
         assert_eq!(check["statuses_ok"], "1", "{label}: {check:?}");
         let kinds = ["100000", "section", "section_fn", "section2", "mutex", "mutex_fn", "mutex_section"];
-        let out = run_script_env(interp, &dir, "exclusion.py", &kinds, 3 * MINUTE, &env);
+        let out = run_script_env(interp, &dir, "exclusion.py", &kinds, 3 * MINUTE, &env).values;
         for kind in &kinds[1..] {
             assert_eq!(out[&format!("{kind}.observed")], out[&format!("{kind}.expected")], "{label} {kind}");
         }
-        let out = run_script_env(interp, &dir, "gil_deadlock.py", &[], MINUTE, &env);
+        let out = run_script_env(interp, &dir, "gil_deadlock.py", &[], MINUTE, &env).values;
         assert_eq!(out["probe_n"], "2000", "{label}");
-        let out = run_script_env(interp, &dir, "immortal.py", &["100000"], 3 * MINUTE, &env);
+        let out = run_script_env(interp, &dir, "immortal.py", &["100000"], 3 * MINUTE, &env).values;
         assert_eq!(out["is_after_hammer"], "1", "{label}");
         assert_eq!(out["survives"], "1", "{label}");
     }
