@@ -126,13 +126,19 @@ fn checked_mode_finds_each_locking_bug_on_every_interpreter() {
             "{label}: {err}"
         );
 
-        // Off: nothing is checked (the re-lock is refused by nobody: use trylock to show it).
-        // Then turned on from code (an unknown mode is refused), and the findings cleared.
+        // Off: nothing is checked (the re-lock is refused by nobody: use trylock to show it), and
+        // sections take their fast path. Then turned on from code (an unknown mode is refused):
+        // a section on a mutex the thread holds is refused too, so sections left their fast
+        // path; the findings cleared; off again, sections work.
         let script = format!(
-            "{PRELUDE}print(c.mode(), c.lock(3), c.trylock(3), c.unlock(3), c.findings())\nprint(c.set_mode(7), c.set_mode(1), c.mode(), c.lock(3), c.lock(3), c.unlock(3), len(c.findings()), c.clear(), c.findings())\n"
+            "{PRELUDE}print(c.mode(), c.lock(3), c.trylock(3), c.unlock(3), c.begin(0, 3), c.end(0), c.findings())\nprint(c.set_mode(7), c.set_mode(1), c.mode(), c.lock(3), c.lock(3), c.begin(0, 3), c.unlock(3), len(c.findings()), c.clear(), c.findings())\nprint(c.set_mode(0), c.begin(0, 3), c.end(0), c.findings())\n"
         );
         let (code, out, err) = run(interp, &dir, "0", &script);
-        assert_eq!((code, out.as_str()), (0, "0 0 -5 0 []\n-9 0 1 0 -13 0 1 0 []\n"), "{label}: {err}");
+        assert_eq!(
+            (code, out.as_str()),
+            (0, "0 0 -5 0 0 0 []\n-9 0 1 0 -13 -13 0 2 0 []\n0 0 0 []\n"),
+            "{label}: {err}"
+        );
 
         // Abort mode: the first finding aborts the process after its report.
         let script = format!("{PRELUDE}c.lock(0); c.lock(0)\nprint('not reached')\n");

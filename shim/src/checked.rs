@@ -719,7 +719,8 @@ ftshim_boundary::export! {
     pub unsafe fn ftshim_checked_set_mode(mode: c_int) -> ftshim_status {
         match u8::try_from(mode) {
             Ok(m @ (MODE_OFF | MODE_REPORT | MODE_ABORT)) => {
-                MODE.store(m, Relaxed);
+                MODE.store(m, std::sync::atomic::Ordering::SeqCst);
+                crate::runtime::checked_mode_changed(m != MODE_OFF);
                 FTSHIM_OK
             }
             _ => FTSHIM_ERR_INVALID_ARGUMENT,

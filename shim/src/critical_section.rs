@@ -46,7 +46,8 @@ impl ftshim_critical_section {
     }
 
     /// Marks the section active with `kind` and runs `begin` with CPython's sections, or marks it
-    /// a no-op on a GIL build.
+    /// a no-op on a GIL build. The fast path is [`runtime::fast_sections`]: resolved, free-threaded,
+    /// checked mode off.
     #[inline(always)]
     fn begin(
         &mut self,
@@ -54,10 +55,12 @@ impl ftshim_critical_section {
         mutexes: [*mut PyMutex; 2],
         begin: impl FnOnce(&Sections, *mut c_void),
     ) -> ftshim_status {
-        if checked::maybe() {
-            return self.begin_checked(kind, mutexes, begin);
+        if let Some(sections) = runtime::fast_sections() {
+            self.storage[STATE] = kind;
+            begin(sections, self.cpython_storage());
+            return FTSHIM_OK;
         }
-        self.begin_unchecked(kind, begin)
+        self.begin_slow(kind, mutexes, begin)
     }
 
     #[inline(always)]
@@ -73,12 +76,13 @@ impl ftshim_critical_section {
         FTSHIM_OK
     }
 
-    /// [`Self::begin`] in checked mode: the mutexes' lock order is recorded and a mutex this
-    /// thread holds through `ftshim_mutex_lock` is refused (`FTSHIM_ERR_WOULD_DEADLOCK`); the
-    /// section joins the thread's stack so that `end` can tell the order ([`checked`]).
+    /// [`Self::begin`] off its fast path: the first call, a GIL build, or checked mode, where the
+    /// mutexes' lock order is recorded and a mutex this thread holds through `ftshim_mutex_lock`
+    /// is refused (`FTSHIM_ERR_WOULD_DEADLOCK`); the section joins the thread's stack so that
+    /// `end` can tell the order ([`checked`]).
     #[cold]
     #[inline(never)]
-    fn begin_checked(
+    fn begin_slow(
         &mut self,
         kind: usize,
         mutexes: [*mut PyMutex; 2],
@@ -187,28 +191,49 @@ ftshim_boundary::export! {
     pub unsafe fn ftshim_critical_section_end(cs: *mut ftshim_critical_section) -> ftshim_status {
         let cs = ftshim_boundary::try_mut!(cs);
         let state = cs.storage[STATE];
-        if checked::maybe() && cs.end_refused_by_checker(state) {
+        if let (ACTIVE_ONE..=ACTIVE_TWO_MUTEX, Some(s)) = (state, runtime::fast_sections()) {
+            return cs.end_cpython(state, s);
+        }
+        cs.end_slow(state)
+    }
+}
+
+impl ftshim_critical_section {
+    /// Ends a section CPython began (`state` one of its kinds), unless it is not the calling
+    /// thread's innermost one: CPython's end pops whatever is on top of the thread's stack, so
+    /// ending any other section would unlink (and later unlock) the wrong one.
+    #[inline(always)]
+    fn end_cpython(&mut self, state: usize, s: &Sections) -> ftshim_status {
+        if s.innermost.is_some_and(|top| Self::cpython_innermost(top) != self as *mut Self as usize) {
+            return FTSHIM_ERR_OUT_OF_ORDER;
+        }
+        self.storage[STATE] = 0;
+        let end = if (state - MAGIC) % 2 == 0 { s.end2 } else { s.end };
+        // SAFETY: the state word said CPython began a section of this kind in this storage.
+        unsafe { end(self.cpython_storage()) };
+        FTSHIM_OK
+    }
+
+    /// `ftshim_critical_section_end` off its fast path: checked mode, a GIL build's no-op
+    /// section, storage that is not an active section.
+    #[cold]
+    #[inline(never)]
+    fn end_slow(&mut self, state: usize) -> ftshim_status {
+        if checked::maybe() && self.end_refused_by_checker(state) {
             return FTSHIM_ERR_OUT_OF_ORDER;
         }
         match state {
             ACTIVE_ONE..=ACTIVE_TWO_MUTEX => {
                 // A CPython kind was recorded, so the runtime resolved with sections.
                 let Ok(Some(s)) = runtime::sections() else { return FTSHIM_ERR_NO_RUNTIME };
-                // CPython's end pops whatever is on top of the calling thread's stack: ending any
-                // section but this thread's innermost one would unlink (and later unlock) the
-                // wrong one.
-                if s.innermost.is_some_and(|top| ftshim_critical_section::cpython_innermost(top) != cs as *mut ftshim_critical_section as usize) {
-                    return FTSHIM_ERR_OUT_OF_ORDER;
-                }
-                cs.storage[STATE] = 0;
-                let end = if (state - MAGIC) % 2 == 0 { s.end2 } else { s.end };
-                // SAFETY: the state word said CPython began a section of this kind in this storage.
-                unsafe { end(cs.cpython_storage()) };
+                self.end_cpython(state, s)
             }
-            ACTIVE_NOOP => cs.storage[STATE] = 0,
-            _ => return FTSHIM_ERR_NOT_ACTIVE,
+            ACTIVE_NOOP => {
+                self.storage[STATE] = 0;
+                FTSHIM_OK
+            }
+            _ => FTSHIM_ERR_NOT_ACTIVE,
         }
-        FTSHIM_OK
     }
 }
 

@@ -221,9 +221,12 @@ struct Slot(UnsafeCell<MaybeUninit<Result<Runtime, RuntimeError>>>);
 unsafe impl Sync for Slot {}
 
 static SLOT: Slot = Slot(UnsafeCell::new(MaybeUninit::uninit()));
-/// `&SLOT`'s CPython section table, published by [`init`] on a free-threaded build: the
-/// critical-section functions' fast path is this one load ([`sections`]).
+/// `&SLOT`'s CPython section table, published by [`init`] on a free-threaded build ([`sections`]).
 static SECTIONS: AtomicPtr<Sections> = AtomicPtr::new(std::ptr::null_mut());
+/// [`SECTIONS`] while checked mode is off, else null: the critical-section functions' fast path
+/// is this one load ([`fast_sections`]), which also tells them checked mode is off, so being off
+/// costs them nothing. [`checked_mode_changed`] keeps it in step with the mode.
+static FAST: AtomicPtr<Sections> = AtomicPtr::new(std::ptr::null_mut());
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 const UNINIT: u8 = 0;
 const BUSY: u8 = 1;
@@ -253,6 +256,23 @@ pub fn sections() -> Result<Option<&'static Sections>, &'static RuntimeError> {
     Ok(Some(unsafe { &*p }))
 }
 
+/// CPython's critical-section functions when they are resolved (a free-threaded build) and
+/// checked mode is off; `None` otherwise — before the first call, on a GIL build, with checked
+/// mode on — where callers take their cold path. One acquire load.
+#[inline(always)]
+pub fn fast_sections() -> Option<&'static Sections> {
+    // SAFETY: non-null only as a copy of SECTIONS (see there).
+    unsafe { FAST.load(Ordering::Acquire).as_ref() }
+}
+
+/// Checked mode was set (`on`) or cleared: [`fast_sections`] follows. SeqCst, with the mode's
+/// store before it, so that [`init`] and a concurrent mode change cannot leave the fast path open
+/// while checked mode is on.
+#[cold]
+pub(crate) fn checked_mode_changed(on: bool) {
+    FAST.store(if on { std::ptr::null_mut() } else { SECTIONS.load(Ordering::SeqCst) }, Ordering::SeqCst);
+}
+
 /// [`sections`] before the runtime is resolved, and on GIL builds (where none is published).
 #[cold]
 #[inline(never)]
@@ -270,7 +290,15 @@ fn init() {
             // and no reader looks at SLOT before READY is published below.
             let written = unsafe { (*SLOT.0.get()).write(resolved) };
             if let Ok(Runtime { sections: Some(sections), .. }) = written {
-                SECTIONS.store((sections as *const Sections).cast_mut(), Ordering::Release);
+                let p = (sections as *const Sections).cast_mut();
+                SECTIONS.store(p, Ordering::SeqCst);
+                if !crate::checked::on() {
+                    FAST.store(p, Ordering::SeqCst);
+                    // A mode change may have run between the test and the store.
+                    if crate::checked::maybe() {
+                        checked_mode_changed(true);
+                    }
+                }
             }
             STATE.store(READY, Ordering::Release);
         }
