@@ -531,6 +531,15 @@ mod tests {
         );
         let r = inspect(&dir.join("missing.so"), &t);
         assert_eq!(r.codes(), vec![Code::SuffixMismatch, Code::NotFound]);
+        // A socket cannot be opened at all (ENXIO): stat says what it is.
+        let socket = dir.join(format!("s{FT_SUFFIX}"));
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let r = inspect(&socket, &t);
+        assert_eq!(r.codes(), vec![Code::NotRegularFile]);
+        assert_eq!(
+            r.messages()[0],
+            format!("{}: cannot read: expected a regular file, found a socket", socket.display())
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

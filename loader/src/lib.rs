@@ -14,6 +14,7 @@
 //! - `report`: what an inspection found — [`Report`] — and the decision on it — [`Verdict`];
 //! - `target`: the interpreter a module is checked for — [`Target`], [`derive_ext_suffix`];
 //! - `inspect`: the checks made from the file alone — [`inspect()`], [`inspect_bytes`];
+//! - `text`: text shown to people, control characters escaped — [`escaped`];
 //! - `open`: opening an accepted module — [`open()`], [`Module`], [`OpenError`];
 //! - `file`: reading a candidate without blocking, as a read-only mapping;
 //! - `elf`: the evidence in an ELF file's headers and dynamic symbols — [`Evidence`];
@@ -41,6 +42,7 @@ mod report;
 mod slots;
 mod symbols;
 mod target;
+mod text;
 pub mod version;
 #[cfg(feature = "wheel")]
 pub mod wheel;
@@ -53,3 +55,4 @@ pub use report::{Entry, Report, Verdict};
 pub use slots::{AbiInfo, GilFreedom};
 pub use symbols::{ExportFile, Symbols};
 pub use target::{ProcessTargetError, Target, derive_ext_suffix, platform_triplet};
+pub use text::escaped;
