@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use ftshim_loader::wheel::Wheel;
-use ftshim_loader::{Code, Report, Verdict, escaped};
+use ftshim_loader::{Code, Report, Verdict, escaped, is_export_symbol, is_init_symbol};
 use serde_json::{Map, Value, json};
 
 use crate::findings::{Findings, Module};
@@ -98,8 +98,8 @@ pub fn report_json(report: &Report) -> Value {
             "ft_markers": ev.ft_markers,
             "gil_markers": ev.gil_markers,
             "python_imports": ev.python_imports.len(),
-            "init_exports": ev.exports.iter().filter(|e| e.starts_with("PyInit_")).collect::<Vec<_>>(),
-            "export_exports": ev.exports.iter().filter(|e| e.starts_with("PyModExport_")).collect::<Vec<_>>(),
+            "init_exports": ev.exports.iter().filter(|e| is_init_symbol(e)).collect::<Vec<_>>(),
+            "export_exports": ev.exports.iter().filter(|e| is_export_symbol(e)).collect::<Vec<_>>(),
             "needed": ev.dynamic.needed,
         })),
     });
@@ -339,6 +339,7 @@ fn code_summary(code: Code) -> &'static str {
         Code::NotRegularFile => "the path is not a regular file",
         Code::Unreadable => "the file cannot be opened or mapped",
         Code::SuffixMismatch => "the file name does not carry an ABI tag the target imports",
+        Code::ModuleName => "the module name in the file name is not UTF-8: CPython cannot import it",
         Code::EmptyFile => "the file has no bytes",
         Code::NotElf => "the file is not ELF",
         Code::Truncated => "the file is shorter than its ELF headers say",
@@ -348,7 +349,7 @@ fn code_summary(code: Code) -> &'static str {
         Code::ElfType => "the ELF type is not a shared object",
         Code::ElfMalformed => "the ELF headers or dynamic symbols cannot be parsed",
         Code::NoInit => "no entry point is exported",
-        Code::InitMismatch => "no entry point is named after the file",
+        Code::InitMismatch => "no entry point is the one CPython looks up for the file's module name",
         Code::GilBuild => "built for a GIL interpreter, the target is free-threaded",
         Code::FtBuild => "built for a free-threaded interpreter, the target is a GIL build",
         Code::UnresolvedSymbol => "undefined Py* symbols the target interpreter does not export",

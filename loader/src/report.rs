@@ -82,7 +82,8 @@ impl Entry {
 pub struct Report {
     /// The file inspected.
     pub path: PathBuf,
-    /// Module name taken from the file name (text before the first dot).
+    /// Module name taken from the file name (text before the first dot; lossy when it is not
+    /// UTF-8, which `module-name` refuses).
     pub module: String,
     /// Every reason to refuse, in the order found; empty means accepted. Each sentence is
     /// without the path: read them as users see them with [`Report::messages`].
