@@ -153,14 +153,15 @@ ftshim_status ftshim_loader_inspect(const char *path, const ftshim_loader_target
 typedef struct _object *(*ftshim_loader_init_fn)(void);
 
 /* Inspects like ftshim_loader_inspect and, only if the file is accepted and the path still names
- * the same file (device and inode), opens it with dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)
- * and stores its PyInit_<name> in *init. Opening runs the library's initialisers: inspection
- * rules out the ABI mismatches in docs/loader.md, not arbitrary constructor code. The library is
- * never unloaded (as CPython never unloads extension modules), so *init stays valid for the life
- * of the process. *init is set to NULL first, and stays NULL on any failure. Statuses: as
- * ftshim_loader_inspect, plus FTSHIM_ERR_REFUSED with code "file-changed" when the path was
- * replaced after inspection, FTSHIM_ERR_DLOPEN (accepted, but dlopen or dlsym failed: reason
- * "dlopen-failed" carries dlerror's text), FTSHIM_ERR_NULL_ARGUMENT when init is NULL. */
+ * the same file (device and inode), opens it with dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) and
+ * stores its PyInit_<name> (PyInitU_<punycode> for a name that is not ASCII, PEP 489) in *init.
+ * Opening runs the library's initialisers: inspection rules out the ABI mismatches in
+ * docs/loader.md, not arbitrary constructor code. The library is never unloaded (as CPython never
+ * unloads extension modules), so *init stays valid for the life of the process. *init is set to
+ * NULL first, and stays NULL on any failure. Statuses: as ftshim_loader_inspect, plus
+ * FTSHIM_ERR_REFUSED with code "file-changed" when the path was replaced after inspection,
+ * FTSHIM_ERR_DLOPEN (accepted, but dlopen or dlsym failed: reason "dlopen-failed" carries dlerror's
+ * text), FTSHIM_ERR_NULL_ARGUMENT when init is NULL. */
 ftshim_status ftshim_loader_open(const char *path, const ftshim_loader_target *target, ftshim_loader_report *report, ftshim_loader_init_fn *init);
 
 /* Reads reason `index` (0 <= index < report->reason_count): *code gets its stable code (such as

@@ -28,9 +28,9 @@ pub use build::{
 };
 pub use interpreters::{Interpreter, Interpreters, interpreters, record_path};
 pub use run::{
-    DriverRun, assert_success, ftshim_cli, ftshim_json, make_venv, output_within, parse_kv, python_command,
-    reason_codes, reason_messages, run_counter_stress, run_counter_stress_on, run_ok, run_python, run_script,
-    run_script_env,
+    DriverRun, assert_success, ftshim_cli, ftshim_json, inspect_in_process, make_venv, output_within,
+    parse_kv, python_command, reason_codes, reason_messages, run_counter_stress, run_counter_stress_on,
+    run_ok, run_python, run_script, run_script_env,
 };
 
 /// Every kind of section and lock `probe.Probe.add` takes (besides the racy control "none"), in

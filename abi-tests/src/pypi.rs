@@ -264,3 +264,27 @@ pub fn jsonschema_python() -> PathBuf {
     );
     python
 }
+
+/// Validates the SARIF log in `sarif_file` against the vendored OASIS SARIF 2.1.0 schema
+/// (`abi-tests/sarif/`) with [`jsonschema_python`]; panics with the first errors when it does not
+/// validate.
+pub fn assert_valid_sarif(sarif_file: &Path) {
+    let schema = crate::workspace_root().join("abi-tests/sarif/sarif-schema-2.1.0.json");
+    let validate = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1])); doc = json.load(open(sys.argv[2]))\n\
+        errors = sorted(jsonschema.Draft4Validator(schema).iter_errors(doc), key=str)\n\
+        print(len(errors)); [print(e.message, list(e.path)) for e in errors[:5]]\n";
+    let python = jsonschema_python();
+    let out = output_within(
+        Command::new(&python).args(["-I", "-c", validate]).arg(&schema).arg(sarif_file),
+        Duration::from_secs(120),
+        "jsonschema",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "0\n",
+        "{} does not validate against the SARIF 2.1.0 schema",
+        sarif_file.display()
+    );
+}

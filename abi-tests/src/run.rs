@@ -227,3 +227,42 @@ pub fn make_venv(interp: &Interpreter, dir: &Path) -> PathBuf {
     assert!(python.exists(), "{} missing after creating the venv", python.display());
     python
 }
+
+/// Loads libftshim_loader with ctypes inside the interpreter through the one Python binding (the
+/// guard's `Loader`, imported from cli/src/guard) and inspects with a NULL target: the running
+/// process. Prints `status|codes|messages` per file.
+const IN_PROCESS_PY: &str = r#"
+import sys
+sys.path.insert(0, sys.argv[1])
+import _ftshim_guard
+loader = _ftshim_guard.Loader(sys.argv[2])
+for path in sys.argv[3:]:
+    st, _, reasons = loader.inspect(path)
+    print(st, ",".join(c for c, _ in reasons), " || ".join(m for _, m in reasons), sep="|")
+"#;
+
+/// The C API's inspection of each file inside `interp` itself (ctypes, NULL target: the running
+/// process), through the shipped Python binding: `(status, codes joined by ",", messages joined
+/// by " || ")` per file.
+pub fn inspect_in_process(interp: &Interpreter, files: &[PathBuf]) -> Vec<(i32, String, String)> {
+    let lib = artifacts().lib_dir.join("libftshim_loader.so.1");
+    let binding = workspace_root().join("cli/src/guard");
+    let mut cmd = Command::new(&interp.executable);
+    // -B: importing the binding from the source tree writes no bytecode there.
+    cmd.args(["-I", "-B", "-c", IN_PROCESS_PY]).arg(&binding).arg(&lib).args(files);
+    let out = output_within(&mut cmd, Duration::from_secs(60), "ctypes inspection");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        interp.executable.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, '|');
+            let st = parts.next().unwrap().parse().unwrap();
+            (st, parts.next().unwrap().to_owned(), parts.next().unwrap_or_default().to_owned())
+        })
+        .collect()
+}

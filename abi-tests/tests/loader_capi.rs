@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ftshim_abi_tests::corpus::{self, Corpus};
 use ftshim_abi_tests::{
-    Interpreter, artifacts, build_c_source, build_extension, c_program, interpreters, output_within, scratch,
+    build_c_source, build_extension, c_program, inspect_in_process, interpreters, output_within, scratch,
     workspace_root, write_source,
 };
 use ftshim_loader as loader;
@@ -203,42 +203,6 @@ fn a_c_program_gets_the_rust_reasons_and_opens_only_accepted_modules() {
     assert_eq!(stdout, expected);
 }
 
-/// Loads libftshim_loader with ctypes inside the interpreter through the one Python binding (the
-/// guard's `Loader`, imported from cli/src/guard) and inspects with a NULL target: the running
-/// process. Prints `status|codes|messages` per file.
-const CTYPES_PY: &str = r#"
-import sys
-sys.path.insert(0, sys.argv[1])
-import _ftshim_guard
-loader = _ftshim_guard.Loader(sys.argv[2])
-for path in sys.argv[3:]:
-    st, _, reasons = loader.inspect(path)
-    print(st, ",".join(c for c, _ in reasons), " || ".join(m for _, m in reasons), sep="|")
-"#;
-
-fn ctypes_run(interp: &Interpreter, files: &[PathBuf]) -> Vec<(i32, String, String)> {
-    let lib = artifacts().lib_dir.join("libftshim_loader.so.1");
-    let binding = workspace_root().join("cli/src/guard");
-    let mut cmd = Command::new(&interp.executable);
-    // -B: importing the binding from the source tree writes no bytecode there.
-    cmd.args(["-I", "-B", "-c", CTYPES_PY]).arg(&binding).arg(&lib).args(files);
-    let out = output_within(&mut cmd, Duration::from_secs(60), "ctypes inspection");
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        interp.executable.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let mut parts = l.splitn(3, '|');
-            let st = parts.next().unwrap().parse().unwrap();
-            (st, parts.next().unwrap().to_owned(), parts.next().unwrap_or_default().to_owned())
-        })
-        .collect()
-}
-
 #[test]
 fn inside_each_interpreter_the_running_process_is_the_target() {
     let all = interpreters();
@@ -253,7 +217,7 @@ fn inside_each_interpreter_the_running_process_is_the_target() {
         // A copy with a name no interpreter accepts: the refusal names the derived EXT_SUFFIX.
         let odd = own_dir.join("counter.odd.so");
         std::fs::copy(&own, &odd).unwrap();
-        let got = ctypes_run(interp, &[own.clone(), odd.clone(), ft_counter.clone()]);
+        let got = inspect_in_process(interp, &[own.clone(), odd.clone(), ft_counter.clone()]);
         assert_eq!(got[0], (0, String::new(), String::new()), "{label}: its own counter");
         assert_eq!(got[1].1, "suffix-mismatch", "{label}");
         assert_eq!(

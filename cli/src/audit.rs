@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ftshim_loader::child::Running;
 use ftshim_loader::describe::Interpreter;
+use ftshim_loader::escaped;
 use serde_json::{Value, json};
 
 use crate::findings::{Findings, Imported, Module};
@@ -88,7 +89,7 @@ pub fn run(
     for root in &roots {
         let wheel_file = root.is_file() && ftshim_loader::wheel::is_wheel(root);
         if !root.is_dir() && !wheel_file {
-            eprintln!("ftshim audit: {}: not a directory or a wheel (.whl) file", root.display());
+            eprintln!("ftshim audit: {}: not a directory or a wheel (.whl) file", escaped(root));
             return ExitCode::from(EXIT_USAGE);
         }
     }
@@ -124,38 +125,37 @@ pub fn run(
     let gil_reenabled = imports.iter().filter(|i| i.gil_reenabled).count();
 
     let doc = || {
-        output::document(
-            "audit",
-            &chosen,
-            &f,
-            "modules",
-            json!({
-                "dirs": roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>(),
-                "skipped": f
-                    .skipped
-                    .iter()
-                    .map(|s| json!({"path": s.path.display().to_string(), "why": s.why}))
-                    .collect::<Vec<_>>(),
-                "errors": f.errors,
-                "summary": {
-                    "inconclusive": inconclusive,
-                    "skipped": f.skipped.len(),
-                    "imported": import_timeout.map(|_| json!({
-                        "total": imports.len(),
-                        "ok": import_count("ok"),
-                        "error": import_count("error"),
-                        "crashed": import_count("crashed"),
-                        "timeout": import_count("timeout"),
-                        "gil_reenabled": gil_reenabled,
-                    })),
-                },
-            }),
-        )
+        let mut extra = json!({
+            "skipped": f
+                .skipped
+                .iter()
+                .map(|s| {
+                    let mut v = output::path_object("path", &s.path);
+                    v["why"] = json!(s.why);
+                    v
+                })
+                .collect::<Vec<_>>(),
+            "errors": f.errors,
+            "summary": {
+                "inconclusive": inconclusive,
+                "skipped": f.skipped.len(),
+                "imported": import_timeout.map(|_| json!({
+                    "total": imports.len(),
+                    "ok": import_count("ok"),
+                    "error": import_count("error"),
+                    "crashed": import_count("crashed"),
+                    "timeout": import_count("timeout"),
+                    "gil_reenabled": gil_reenabled,
+                })),
+            },
+        });
+        output::put_paths(&mut extra, "dirs", &roots);
+        output::document("audit", &chosen, &f, "modules", extra)
     };
     if !output::print_machine(format, "audit", doc, &f) {
         print_table(&chosen, &roots, &f, import_timeout.is_some());
         for e in &f.errors {
-            println!("error: {e}");
+            println!("error: {}", escaped(e));
         }
         let dirs = roots.len();
         println!(
@@ -185,7 +185,7 @@ pub fn run(
     if code == EXIT_NOTHING {
         eprintln!(
             "ftshim audit: nothing to audit: no extension modules in {}",
-            roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+            roots.iter().map(escaped).collect::<Vec<_>>().join(", ")
         );
     }
     ExitCode::from(code)
@@ -195,7 +195,7 @@ fn print_table(chosen: &Chosen, roots: &[PathBuf], f: &Findings, imported: bool)
     let entries = &f.modules;
     println!("{}", chosen.line());
     for root in roots {
-        println!("searched: {}", root.display());
+        println!("searched: {}", escaped(root));
     }
     println!();
     let ft = chosen.target().free_threaded;
@@ -207,7 +207,8 @@ fn print_table(chosen: &Chosen, roots: &[PathBuf], f: &Findings, imported: bool)
             } else {
                 e.report.refusals.iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(", ")
             };
-            let mut row = vec![e.name.clone(), e.tag.clone(), e.report.verdict().as_str().to_owned(), reason];
+            let mut row =
+                vec![escaped(&e.name), escaped(&e.tag), e.report.verdict().as_str().to_owned(), reason];
             if imported {
                 let (status, gil) = match &e.import {
                     None => ("-".to_owned(), "-".to_owned()),
@@ -264,13 +265,13 @@ fn print_table(chosen: &Chosen, roots: &[PathBuf], f: &Findings, imported: bool)
         println!("\ndetails:");
     }
     for e in noteworthy {
-        print!("{}:\n{}", e.name, report_details(&e.report));
+        print!("{}:\n{}", escaped(&e.name), report_details(&e.report));
         if let Some(i) = &e.import {
             if let Some(err) = &i.error {
-                println!("  (import) {err}");
+                println!("  (import) {}", escaped(err));
             }
             for w in i.warnings.iter().filter(|_| i.gil_reenabled || i.status != "ok") {
-                println!("  (import warning) {w}");
+                println!("  (import warning) {}", escaped(w));
             }
         }
     }
@@ -288,16 +289,15 @@ fn print_table(chosen: &Chosen, roots: &[PathBuf], f: &Findings, imported: bool)
         let n = f.modules.iter().filter(|m| m.distribution == Some(i)).count();
         let failed = f.modules.iter().filter(|m| m.distribution == Some(i) && m.failed()).count();
         println!(
-            "  {} {}: {} ({n} extension modules, {failed} refused or failed)",
-            d.name,
-            d.version,
+            "  {}: {} ({n} extension modules, {failed} refused or failed)",
+            escaped(format!("{} {}", d.name, d.version)),
             f.distribution_verdict(i)
         );
     }
     for m in f.modules.iter().filter(|m| m.distribution.is_none()) {
         let verdict =
             if m.failed() && m.report.accepted() { "import-failed" } else { m.report.verdict().as_str() };
-        println!("  (no distribution) {}: {verdict}", m.name);
+        println!("  (no distribution) {}: {verdict}", escaped(&m.name));
     }
 }
 

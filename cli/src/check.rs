@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ftshim_loader::escaped;
 use serde_json::json;
 
 use crate::EXIT_USAGE;
@@ -37,7 +38,7 @@ pub fn run(chosen: Result<Chosen, String>, format: Format, paths: &[PathBuf]) ->
             let word = verdict_word(m.report.verdict());
             print!(
                 "{word} {}\n{}{}",
-                m.report.path.display(),
+                escaped(&m.report.path),
                 report_details(&m.report),
                 report_slots(&m.report, target.free_threaded)
             );
@@ -62,7 +63,7 @@ pub fn run(chosen: Result<Chosen, String>, format: Format, paths: &[PathBuf]) ->
     if code == crate::EXIT_NOTHING {
         eprintln!(
             "ftshim check: nothing to check: no extension modules in {}",
-            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            paths.iter().map(escaped).collect::<Vec<_>>().join(", ")
         );
     }
     ExitCode::from(code)

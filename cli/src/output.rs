@@ -6,9 +6,12 @@
 //! take their results from the same refusals, so a new report field is one line in
 //! [`report_json`].
 
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
 use ftshim_loader::wheel::Wheel;
-use ftshim_loader::{Code, Report, Verdict};
-use serde_json::{Value, json};
+use ftshim_loader::{Code, Report, Verdict, escaped, is_export_symbol, is_init_symbol};
+use serde_json::{Map, Value, json};
 
 use crate::findings::{Findings, Module};
 use crate::target::Chosen;
@@ -39,11 +42,48 @@ pub fn verdict_word(verdict: Verdict) -> &'static str {
     }
 }
 
+/// Sets `key` in the JSON object `v` to `path` as text (lossy when it is not UTF-8) and, exactly
+/// when it is not UTF-8, `<key>_hex` to its bytes in lower-case hex, from which the path is
+/// recovered exactly. The one way a path enters the JSON document.
+pub fn put_path(v: &mut Value, key: &str, path: &Path) {
+    let bytes = path.as_os_str().as_bytes();
+    if let Value::Object(map) = v {
+        map.insert(key.to_owned(), json!(String::from_utf8_lossy(bytes)));
+        if std::str::from_utf8(bytes).is_err() {
+            map.insert(format!("{key}_hex"), json!(hex(bytes)));
+        }
+    }
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An object holding `path` under `key` ([`put_path`]).
+pub fn path_object(key: &str, path: &Path) -> Value {
+    let mut v = Value::Object(Map::new());
+    put_path(&mut v, key, path);
+    v
+}
+
+/// A list of paths as JSON: `key` the texts and, when any is not UTF-8, `<key>_hex` the hex of each
+/// (`null` for those that are UTF-8), merged into `v`.
+pub fn put_paths(v: &mut Value, key: &str, paths: &[impl AsRef<Path>]) {
+    let bytes: Vec<&[u8]> = paths.iter().map(|p| p.as_ref().as_os_str().as_bytes()).collect();
+    v[key] = bytes.iter().map(|b| json!(String::from_utf8_lossy(b))).collect();
+    if bytes.iter().any(|b| std::str::from_utf8(b).is_err()) {
+        v[format!("{key}_hex")] = bytes
+            .iter()
+            .map(|b| if std::str::from_utf8(b).is_err() { json!(hex(b)) } else { Value::Null })
+            .collect();
+    }
+}
+
 /// One inspected file as JSON: verdict, every reason (code and message), the inconclusive
 /// notes and the build evidence. The one place a report's fields are serialised.
 pub fn report_json(report: &Report) -> Value {
-    json!({
-        "path": report.path.display().to_string(),
+    let mut v = json!({
         "module": report.module,
         "verdict": report.verdict().as_str(),
         "reasons": report.refusals.iter().map(|r| json!({"code": r.code.as_str(), "message": report.about(&r.message)})).collect::<Vec<_>>(),
@@ -58,11 +98,13 @@ pub fn report_json(report: &Report) -> Value {
             "ft_markers": ev.ft_markers,
             "gil_markers": ev.gil_markers,
             "python_imports": ev.python_imports.len(),
-            "init_exports": ev.exports.iter().filter(|e| e.starts_with("PyInit_")).collect::<Vec<_>>(),
-            "export_exports": ev.exports.iter().filter(|e| e.starts_with("PyModExport_")).collect::<Vec<_>>(),
+            "init_exports": ev.exports.iter().filter(|e| is_init_symbol(e)).collect::<Vec<_>>(),
+            "export_exports": ev.exports.iter().filter(|e| is_export_symbol(e)).collect::<Vec<_>>(),
             "needed": ev.dynamic.needed,
         })),
-    })
+    });
+    put_path(&mut v, "path", &report.path);
+    v
 }
 
 /// One module as JSON: [`report_json`] plus its dotted name, tag, wheel, distribution and import.
@@ -70,7 +112,10 @@ pub fn module_json(f: &Findings, m: &Module) -> Value {
     let mut v = report_json(&m.report);
     v["module"] = json!(m.name);
     v["tag"] = json!(m.tag);
-    v["wheel"] = json!(m.wheel.map(|w| f.wheels[w].path.display().to_string()));
+    match m.wheel {
+        Some(w) => put_path(&mut v, "wheel", &f.wheels[w].path),
+        None => v["wheel"] = Value::Null,
+    }
     v["distribution"] = json!(m.distribution.map(|d| &f.distributions[d].name));
     v["import"] = match &m.import {
         None => Value::Null,
@@ -92,8 +137,7 @@ fn names(f: &Findings, which: impl Fn(&Module) -> bool) -> Vec<String> {
 }
 
 fn wheel_json(f: &Findings, index: usize, w: &Wheel) -> Value {
-    json!({
-        "path": w.path.display().to_string(),
+    let mut v = json!({
         "verdict": w.verdict().as_str(),
         "tags": w.tags,
         "reasons": w
@@ -103,7 +147,9 @@ fn wheel_json(f: &Findings, index: usize, w: &Wheel) -> Value {
             .collect::<Vec<_>>(),
         "modules": names(f, |m| m.wheel == Some(index)),
         "libraries": w.libraries,
-    })
+    });
+    put_path(&mut v, "path", &w.path);
+    v
 }
 
 /// The JSON document of `command`: `schema_version`, `command`, `target`, the modules under
@@ -147,7 +193,7 @@ pub fn document(command: &str, chosen: &Chosen, f: &Findings, modules_key: &str,
     doc
 }
 
-/// The reasons and notes of a report, indented, one a line.
+/// The reasons and notes of a report, indented, one a line (escaped by [`Report::about`]).
 pub fn report_details(report: &Report) -> String {
     let mut out = String::new();
     for r in &report.refusals {
@@ -159,13 +205,13 @@ pub fn report_details(report: &Report) -> String {
     out
 }
 
-/// A wheel's own line and reasons (text form).
+/// A wheel's own line and reasons (text form, [`escaped`]).
 pub fn wheel_details(w: &Wheel, modules: usize) -> String {
     let mut out = format!(
         "{} wheel {} (tags: {}; {modules} extension modules)\n",
         verdict_word(w.verdict()),
-        w.path.display(),
-        if w.tags.is_empty() { "none".to_owned() } else { w.tags.join(", ") }
+        escaped(&w.path),
+        if w.tags.is_empty() { "none".to_owned() } else { escaped(w.tags.join(", ")) }
     );
     for r in &w.refusals {
         out.push_str(&format!("  [{}] {}\n", r.code, w.about(&r.message)));
@@ -182,7 +228,8 @@ const IMPORT_RULES: &[(&str, &str)] = &[
 ];
 
 /// A file path as a SARIF `uri`: relative to the current directory when under it (what code
-/// scanning resolves against the checkout), else a `file://` URI; percent-encoded.
+/// scanning resolves against the checkout), else a `file://` URI; its bytes percent-encoded, so a
+/// path that is not UTF-8 stays a valid URI that decodes to the exact path.
 fn uri(path: &std::path::Path) -> String {
     let cwd = std::env::current_dir().ok();
     let (rel, scheme) = match cwd.as_deref().and_then(|c| path.strip_prefix(c).ok()) {
@@ -190,7 +237,7 @@ fn uri(path: &std::path::Path) -> String {
         None => (std::path::absolute(path).unwrap_or_else(|_| path.to_owned()), "file://"),
     };
     let mut out = String::from(scheme);
-    for b in rel.to_string_lossy().bytes() {
+    for &b in rel.as_os_str().as_bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
             out.push(b as char);
         } else {
@@ -259,11 +306,12 @@ pub fn sarif(f: &Findings) -> Value {
                 _ => None,
             };
             if let Some(id) = id {
-                let text = format!("importing {}: {}", m.name, i.error.clone().unwrap_or_default());
+                let text = escaped(format!("importing {}: {}", m.name, i.error.clone().unwrap_or_default()));
                 results.push(result(id, text, file));
             }
             if i.gil_reenabled {
-                let text = format!("importing {} re-enabled the GIL: {}", m.name, i.warnings.join("; "));
+                let text =
+                    escaped(format!("importing {} re-enabled the GIL: {}", m.name, i.warnings.join("; ")));
                 results.push(result("gil-reenabled", text, file));
             }
         }
@@ -291,6 +339,7 @@ fn code_summary(code: Code) -> &'static str {
         Code::NotRegularFile => "the path is not a regular file",
         Code::Unreadable => "the file cannot be opened or mapped",
         Code::SuffixMismatch => "the file name does not carry an ABI tag the target imports",
+        Code::ModuleName => "the module name in the file name is not UTF-8: CPython cannot import it",
         Code::EmptyFile => "the file has no bytes",
         Code::NotElf => "the file is not ELF",
         Code::Truncated => "the file is shorter than its ELF headers say",
@@ -300,7 +349,7 @@ fn code_summary(code: Code) -> &'static str {
         Code::ElfType => "the ELF type is not a shared object",
         Code::ElfMalformed => "the ELF headers or dynamic symbols cannot be parsed",
         Code::NoInit => "no entry point is exported",
-        Code::InitMismatch => "no entry point is named after the file",
+        Code::InitMismatch => "no entry point is the one CPython looks up for the file's module name",
         Code::GilBuild => "built for a GIL interpreter, the target is free-threaded",
         Code::FtBuild => "built for a free-threaded interpreter, the target is a GIL build",
         Code::UnresolvedSymbol => "undefined Py* symbols the target interpreter does not export",
@@ -335,7 +384,7 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
-/// JUnit XML: one testsuite named `ftshim <command>`, one testcase per module (classname: its
+/// JUnit XML (every name, path and message [`escaped`]): one testsuite named `ftshim <command>`, one testcase per module (classname: its
 /// wheel, distribution or directory), a `<failure>` per refused or failed module (type: the
 /// first code), an `<error>` when its bytes could not be read; a refused wheel with no module
 /// is a testcase of its own.
@@ -360,8 +409,8 @@ pub fn junit(command: &str, f: &Findings) -> String {
                 "    <testcase classname=\"{}\" name=\"(wheel)\" file=\"{}\">\n",
                 "      <{kind} type=\"{}\" message=\"{}\">{}</{kind}>\n    </testcase>\n"
             ),
-            xml_escape(&w.path.display().to_string()),
-            xml_escape(&w.path.display().to_string()),
+            xml_escape(&escaped(&w.path)),
+            xml_escape(&escaped(&w.path)),
             w.refusals[0].code,
             xml_escape(&text[0]),
             xml_escape(&text.join("\n")),
@@ -371,10 +420,12 @@ pub fn junit(command: &str, f: &Findings) -> String {
     for m in &f.modules {
         tests += 1;
         let class = match (m.wheel, m.distribution, &m.root) {
-            (Some(w), _, _) => f.wheels[w].path.display().to_string(),
-            (None, Some(d), _) => format!("{} {}", f.distributions[d].name, f.distributions[d].version),
-            (None, None, Some(root)) => root.display().to_string(),
-            _ => m.report.path.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+            (Some(w), _, _) => escaped(&f.wheels[w].path),
+            (None, Some(d), _) => {
+                escaped(format!("{} {}", f.distributions[d].name, f.distributions[d].version))
+            }
+            (None, None, Some(root)) => escaped(root),
+            _ => m.report.path.parent().map(escaped).unwrap_or_default(),
         };
         let mut lines: Vec<String> = m
             .report
@@ -385,11 +436,11 @@ pub fn junit(command: &str, f: &Findings) -> String {
         let mut kind_code = m.report.refusals.first().map(|r| r.code.as_str().to_owned());
         if let Some(i) = &m.import {
             if i.status != "ok" {
-                lines.push(format!("[import-{}] {}", i.status, i.error.clone().unwrap_or_default()));
+                lines.push(format!("[import-{}] {}", i.status, escaped(i.error.clone().unwrap_or_default())));
                 kind_code.get_or_insert_with(|| format!("import-{}", i.status));
             }
             if i.gil_reenabled {
-                lines.push(format!("[gil-reenabled] {}", i.warnings.join("; ")));
+                lines.push(format!("[gil-reenabled] {}", escaped(i.warnings.join("; "))));
                 kind_code.get_or_insert_with(|| "gil-reenabled".to_owned());
             }
         }
@@ -413,8 +464,8 @@ pub fn junit(command: &str, f: &Findings) -> String {
         cases.push_str(&format!(
             "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\">{body}</testcase>\n",
             xml_escape(&class),
-            xml_escape(&m.name),
-            xml_escape(&m.report.path.display().to_string()),
+            xml_escape(&escaped(&m.name)),
+            xml_escape(&escaped(&m.report.path)),
         ));
     }
     let counts = format!("tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\"");

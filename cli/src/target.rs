@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use ftshim_loader::describe::Interpreter;
 use ftshim_loader::linkage::Host;
-use ftshim_loader::{ProcessTargetError, Symbols, Target, derive_ext_suffix};
+use ftshim_loader::{ProcessTargetError, Symbols, Target, derive_ext_suffix, escaped};
 use serde_json::{Value, json};
 
 /// `--target VERSION[t]`: a CPython minor version, free-threaded with a trailing `t`.
@@ -122,8 +122,12 @@ impl Chosen {
         }
     }
 
-    /// One line naming the target, as the text outputs start.
+    /// One line naming the target, as the text outputs start ([`escaped`]).
     pub fn line(&self) -> String {
+        escaped(self.unescaped_line())
+    }
+
+    fn unescaped_line(&self) -> String {
         let target = self.target();
         let build = if target.free_threaded { "free-threaded" } else { "GIL" };
         let (major, minor) = target.version;

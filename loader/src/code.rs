@@ -52,6 +52,9 @@ codes! {
     Unreadable = "unreadable", true;
     /// The file name does not carry an ABI tag the target accepts.
     SuffixMismatch = "suffix-mismatch", false;
+    /// The module name in the file name (before its first `.`) is not UTF-8: CPython cannot
+    /// import it.
+    ModuleName = "module-name", false;
     /// The file has no bytes.
     EmptyFile = "empty-file", false;
     /// The file does not start with the ELF magic.
@@ -68,9 +71,11 @@ codes! {
     ElfType = "elf-type", false;
     /// ELF headers or dynamic symbol table cannot be parsed.
     ElfMalformed = "elf-malformed", false;
-    /// No `PyInit_*` function is exported at all.
+    /// No entry point (`PyInit_*`/`PyInitU_*`, from 3.15 also `PyModExport_*`/`PyModExportU_*`)
+    /// is exported at all.
     NoInit = "no-init", false;
-    /// `PyInit_*` functions are exported, but none is named after the file.
+    /// Entry points are exported, but none is the one CPython looks up for the file's module
+    /// name.
     InitMismatch = "init-mismatch", false;
     /// The undefined symbols show a GIL build, the target is free-threaded.
     GilBuild = "gil-build", false;

@@ -84,22 +84,8 @@ pub(crate) fn read(path: &Path) -> Result<Opened, Refusal> {
     let meta = file.metadata().map_err(|e| {
         Refusal::new(Code::Unreadable, format!("expected a readable file, found that fstat fails: {e}"))
     })?;
-    let kind = meta.file_type();
-    if !kind.is_file() {
-        let found = if kind.is_dir() {
-            "a directory"
-        } else if kind.is_fifo() {
-            "a FIFO (named pipe)"
-        } else if kind.is_socket() {
-            "a socket"
-        } else if kind.is_char_device() {
-            "a character device"
-        } else if kind.is_block_device() {
-            "a block device"
-        } else {
-            "a special file"
-        };
-        return Err(Refusal::new(Code::NotRegularFile, format!("expected a regular file, found {found}")));
+    if let Some(refusal) = not_regular(meta.file_type()) {
+        return Err(refusal);
     }
     let identity = (meta.dev(), meta.ino());
     let len = usize::try_from(meta.len()).map_err(|_| {
@@ -130,7 +116,29 @@ fn map(file: &File, len: usize) -> Result<Mapping, Refusal> {
     Ok(Mapping { ptr, len })
 }
 
-/// Classifies a failed `open`: nothing there, a dangling symbolic link, or unreadable.
+/// `not-regular-file` for anything but a regular file, naming what it is.
+fn not_regular(kind: std::fs::FileType) -> Option<Refusal> {
+    let found = if kind.is_file() {
+        return None;
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    };
+    Some(Refusal::new(Code::NotRegularFile, format!("expected a regular file, found {found}")))
+}
+
+/// Classifies a failed `open`: nothing there, a dangling symbolic link, something that is not a
+/// regular file (a socket, or a device such as `/dev/tty` without a controlling terminal, fails
+/// `open` itself with `ENXIO`: `stat` says what it is), or unreadable.
 fn open_problem(path: &Path, e: io::Error) -> Refusal {
     match e.raw_os_error() {
         Some(libc::ENOENT) => {
@@ -151,7 +159,9 @@ fn open_problem(path: &Path, e: io::Error) -> Refusal {
             Code::NotFound,
             format!("expected a file, found a path through something that is not a directory ({e})"),
         ),
-        _ => Refusal::new(Code::Unreadable, format!("expected a readable file, found: {e}")),
+        _ => std::fs::metadata(path).ok().and_then(|m| not_regular(m.file_type())).unwrap_or_else(|| {
+            Refusal::new(Code::Unreadable, format!("expected a readable file, found: {e}"))
+        }),
     }
 }
 

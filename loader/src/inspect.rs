@@ -1,21 +1,17 @@
 //! Inspection: everything decided from a file before any of its code could run — its name's ABI
-//! tag, its ELF identification and headers, its `PyInit_<name>`, the build evidence in its
-//! undefined symbols, and whether the target exports every `Py*` symbol it needs.
+//! tag, its module name, its ELF identification and headers, the entry point CPython calls
+//! (`PyInit_<name>`, …: [`entry_symbols`]), the build evidence in its undefined symbols, and
+//! whether the target exports every `Py*` symbol it needs.
 
 use std::path::Path;
 
 use crate::code::{Code, Refusal};
 use crate::elf::{self, Evidence, FT_MARKERS, GIL_MARKERS};
 use crate::file;
+use crate::names::{entry_symbols, is_export_symbol, is_init_symbol, module_name, module_name_problem};
 use crate::report::{Entry, Report};
 use crate::slots;
 use crate::target::Target;
-
-/// The module name CPython derives from a file name: the text before the first `.`.
-pub fn module_name(path: &Path) -> String {
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    file.split('.').next().unwrap_or_default().to_owned()
-}
 
 /// The tag in a module's file name (between the module name and `.so`: `cpython-313t-x86_64-linux-gnu`,
 /// `abi3`, or `(none)` for a bare `.so`), and whether the name carries a Python ABI tag at all (the
@@ -37,11 +33,13 @@ pub fn name_tag(file_name: &str, target: &Target) -> (String, bool) {
     (tag, named)
 }
 
-/// True when the ELF evidence shows an entry point of any name (`PyInit_*` or `PyModExport_*`).
+/// True when the ELF evidence shows an entry point of any name (`PyInit_*`, `PyModExport_*` or
+/// their `U` forms).
 pub fn exports_entry_point(report: &Report) -> bool {
-    report.evidence.as_ref().is_some_and(|ev| {
-        ev.exports.iter().any(|e| e.starts_with("PyInit_") || e.starts_with("PyModExport_"))
-    })
+    report
+        .evidence
+        .as_ref()
+        .is_some_and(|ev| ev.exports.iter().any(|e| is_init_symbol(e) || is_export_symbol(e)))
 }
 
 /// Inspects `path` for `target` without running any of its code. The file is mapped read-only;
@@ -148,15 +146,22 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
         Ok(Some(note)) => inconclusive.push(note),
         Err(why) => refusals.push(Refusal::new(Code::SuffixMismatch, why)),
     }
+    let name_problem = module_name_problem(path);
+    if let Some(why) = &name_problem {
+        refusals.push(Refusal::new(Code::ModuleName, why.as_str()));
+    }
     refusals.extend(examined.problems);
     inconclusive.extend(examined.notes);
 
     let mut gil = None;
     let mut abi_info = None;
     if let Some(ev) = &ev {
-        let (e, refusal) = check_entry(&module, ev, target);
-        entry = e;
-        refusals.extend(refusal);
+        // A module name CPython cannot import has no entry point to look for.
+        if name_problem.is_none() {
+            let (e, refusal) = check_entry(&module, ev, target);
+            entry = e;
+            refusals.extend(refusal);
+        }
         let found = slots::read(data, entry.as_ref(), ev);
         let (slot_refusals, slot_notes) = slots::check(&found, target);
         refusals.extend(slot_refusals);
@@ -228,55 +233,71 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
 /// The first CPython version that calls `PyModExport_<name>` (PEP 793).
 const EXPORT_SINCE: (u8, u8) = (3, 15);
 
-/// Finds the entry point `target` would call for `module`: `PyModExport_<name>` (PEP 793, from
-/// 3.15; preferred when both are exported, PEP 793) or `PyInit_<name>`.
-/// Refuses with `no-init` or `init-mismatch` when there is none, naming what was found.
+/// `"A"`, `"A or B"`, `"A, B or C"`.
+fn or_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// Finds the entry point `target` would call for `module` ([`entry_symbols`]): `PyModExport_<name>`
+/// (PEP 793, from 3.15; preferred when both are exported, PEP 793) or `PyInit_<name>`, in their
+/// `U` forms for a name that is not ASCII. Refuses with `no-init` or `init-mismatch` when there is
+/// none, naming what was found.
 fn check_entry(module: &str, ev: &Evidence, target: &Target) -> (Option<Entry>, Option<Refusal>) {
-    let init = format!("PyInit_{module}");
-    let export = format!("PyModExport_{module}");
-    let exports_of = |prefix: &str| -> Vec<&str> {
-        ev.exports.iter().filter(|s| s.starts_with(prefix)).map(String::as_str).collect()
+    let symbols = entry_symbols(module);
+    let (init, export) = (&symbols.init, &symbols.export);
+    // How the expected names were derived, when it is not just the module name.
+    let derived =
+        symbols.derived.as_ref().map(|d| format!(" (CPython's entry point {d})")).unwrap_or_default();
+    let ascii = module.is_ascii();
+    let init_kinds: &[&str] = if ascii { &["PyInit_*"] } else { &["PyInit_*", "PyInitU_*"] };
+    let export_kinds: &[&str] = if ascii { &["PyModExport_*"] } else { &["PyModExport_*", "PyModExportU_*"] };
+    let exported = |is: fn(&str) -> bool| -> Vec<&str> {
+        ev.exports.iter().map(String::as_str).filter(|s| is(s)).collect()
     };
     if target.version >= EXPORT_SINCE {
-        if ev.exports.contains(&export) {
-            return (Some(Entry::Export(export)), None);
+        if ev.exports.contains(export) {
+            return (Some(Entry::Export(export.clone())), None);
         }
-        if ev.exports.contains(&init) {
-            return (Some(Entry::Init(init)), None);
+        if ev.exports.contains(init) {
+            return (Some(Entry::Init(init.clone())), None);
         }
         let rule = "must export an entry point named after the file";
-        let mut found = exports_of("PyModExport_");
-        found.extend(exports_of("PyInit_"));
+        let mut found = exported(is_export_symbol);
+        found.extend(exported(is_init_symbol));
+        let expected = format!("expected '{export}' (PEP 793) or '{init}'{derived}");
         let refusal = if found.is_empty() {
-            Refusal::new(
-                Code::NoInit,
-                format!(
-                    "{rule}: expected '{export}' (PEP 793) or '{init}', found no PyModExport_* or PyInit_* export"
-                ),
-            )
+            let kinds = [export_kinds, init_kinds].concat();
+            Refusal::new(Code::NoInit, format!("{rule}: {expected}, found no {} export", or_list(&kinds)))
         } else {
-            Refusal::new(
-                Code::InitMismatch,
-                format!("{rule}: expected '{export}' (PEP 793) or '{init}', found '{}'", found.join("', '")),
-            )
+            Refusal::new(Code::InitMismatch, format!("{rule}: {expected}, found '{}'", found.join("', '")))
         };
         return (None, Some(refusal));
     }
-    if ev.exports.contains(&init) {
-        return (Some(Entry::Init(init)), None);
+    if ev.exports.contains(init) {
+        return (Some(Entry::Init(init.clone())), None);
     }
     let rule = "must export the init function named after the file";
-    let found = exports_of("PyInit_");
+    let found = exported(is_init_symbol);
     let mut refusal = if found.is_empty() {
-        Refusal::new(Code::NoInit, format!("{rule}: expected '{init}', found no PyInit_* export"))
+        Refusal::new(
+            Code::NoInit,
+            format!("{rule}: expected '{init}'{derived}, found no {} export", or_list(init_kinds)),
+        )
     } else {
-        Refusal::new(Code::InitMismatch, format!("{rule}: expected '{init}', found '{}'", found.join("', '")))
+        Refusal::new(
+            Code::InitMismatch,
+            format!("{rule}: expected '{init}'{derived}, found '{}'", found.join("', '")),
+        )
     };
-    if !exports_of("PyModExport_").is_empty() {
+    if !exported(is_export_symbol).is_empty() {
         let (major, minor) = EXPORT_SINCE;
         refusal.message.push_str(&format!(
             "; it exports PyModExport_* entry points ({}), which CPython calls only from {major}.{minor} (PEP 793), target is {}",
-            if ev.exports.contains(&export) { format!("'{export}'") } else { format!("none of them '{export}'") },
+            if ev.exports.contains(export) { format!("'{export}'") } else { format!("none of them '{export}'") },
             target.kind()
         ));
     }
@@ -466,6 +487,56 @@ mod tests {
     }
 
     #[test]
+    fn a_non_ascii_module_name_uses_the_punycode_entry_points() {
+        let t313 = target((3, 13), true);
+        let t315 = target((3, 15), true);
+        let init_u = ev(&["PyInitU_caf_dma"], &[], &[]);
+        assert_eq!(check_entry("café", &init_u, &t313), (Some(Entry::Init("PyInitU_caf_dma".into())), None));
+        let both = ev(&["PyInitU_caf_dma", "PyModExportU_caf_dma"], &[], &[]);
+        assert_eq!(check_entry("café", &both, &t315).0, Some(Entry::Export("PyModExportU_caf_dma".into())));
+        let note = "(CPython's entry point for the module name 'café': not ASCII, so its punycode, PEP 489)";
+        let r = check_entry("café", &ev(&["PyInit_café"], &[], &[]), &t313).1.unwrap();
+        assert_eq!(
+            (r.code, r.message),
+            (
+                Code::InitMismatch,
+                format!(
+                    "must export the init function named after the file: expected 'PyInitU_caf_dma' {note}, found 'PyInit_café'"
+                )
+            )
+        );
+        let r = check_entry("café", &ev(&[], &[], &[]), &t315).1.unwrap();
+        assert_eq!(
+            (r.code, r.message),
+            (
+                Code::NoInit,
+                format!(
+                    "must export an entry point named after the file: expected 'PyModExportU_caf_dma' (PEP 793) or 'PyInitU_caf_dma' {note}, found no PyModExport_*, PyModExportU_*, PyInit_* or PyInitU_* export"
+                )
+            )
+        );
+        // An ASCII name: '-' is looked up as '_'.
+        let r = check_entry("my-mod", &ev(&["PyInit_my-mod"], &[], &[]), &t313).1.unwrap();
+        assert_eq!(
+            r.message,
+            "must export the init function named after the file: expected 'PyInit_my_mod' (CPython's entry point for the module name 'my-mod': '-' written '_'), found 'PyInit_my-mod'"
+        );
+    }
+
+    #[test]
+    fn a_module_name_that_is_not_utf8_is_refused_before_its_entry_point() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = Path::new(std::ffi::OsStr::from_bytes(b"/x/\xff.cpython-313t-x86_64-linux-gnu.so"));
+        let report = inspect_bytes(path, &real_elf(), &ft_target());
+        assert_eq!(report.codes(), vec![Code::ModuleName]);
+        assert_eq!(report.entry, None);
+        assert_eq!(
+            report.messages()[0],
+            "/x/\\xff.cpython-313t-x86_64-linux-gnu.so: the module name must be text CPython can import: expected a file name that is UTF-8 up to its first '.', found the byte 0xff at offset 0, which is not (CPython's import fails: UnicodeEncodeError, surrogates not allowed)"
+        );
+    }
+
+    #[test]
     fn abi3_is_accepted_by_name_on_a_gil_target() {
         let gil = Target::new((3, 13), false, ".cpython-313-x86_64-linux-gnu.so");
         let report = inspect_bytes(Path::new("m.abi3.so"), &real_elf(), &gil);
@@ -531,6 +602,15 @@ mod tests {
         );
         let r = inspect(&dir.join("missing.so"), &t);
         assert_eq!(r.codes(), vec![Code::SuffixMismatch, Code::NotFound]);
+        // A socket cannot be opened at all (ENXIO): stat says what it is.
+        let socket = dir.join(format!("s{FT_SUFFIX}"));
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let r = inspect(&socket, &t);
+        assert_eq!(r.codes(), vec![Code::NotRegularFile]);
+        assert_eq!(
+            r.messages()[0],
+            format!("{}: cannot read: expected a regular file, found a socket", socket.display())
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

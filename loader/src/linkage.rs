@@ -16,6 +16,8 @@
 //! libraries it needs.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -182,12 +184,11 @@ impl Host {
         };
         for (what, entries) in lists {
             for entry in entries {
-                let expanded = expand_origin(entry, origin);
-                let dir = PathBuf::from(&expanded);
+                let dir = expand_origin(entry, origin);
                 if let Some(lib) = self.library(&dir.join(needed), overlay) {
                     return Ok(lib);
                 }
-                searched.push(if expanded == *entry {
+                searched.push(if dir.as_os_str() == entry.as_str() {
                     format!("{what} {entry}")
                 } else {
                     format!("{what} '{entry}' = {}", normalize(&dir).display())
@@ -210,10 +211,21 @@ impl Host {
     }
 }
 
-/// `$ORIGIN` and `${ORIGIN}` replaced by `origin`.
-fn expand_origin(entry: &str, origin: &Path) -> String {
-    let o = origin.display().to_string();
-    entry.replace("${ORIGIN}", &o).replace("$ORIGIN", &o)
+/// `$ORIGIN` and `${ORIGIN}` replaced by `origin`, as bytes: a directory whose name is not UTF-8
+/// is searched like any other.
+fn expand_origin(entry: &str, origin: &Path) -> PathBuf {
+    let o = origin.as_os_str().as_bytes();
+    let (mut out, mut rest) = (Vec::new(), entry.as_bytes());
+    while let Some((&first, tail)) = rest.split_first() {
+        if let Some(after) = rest.strip_prefix(b"${ORIGIN}").or_else(|| rest.strip_prefix(b"$ORIGIN")) {
+            out.extend_from_slice(o);
+            rest = after;
+        } else {
+            out.push(first);
+            rest = tail;
+        }
+    }
+    PathBuf::from(OsString::from_vec(out))
 }
 
 fn file_name(path: &Path) -> Option<String> {
@@ -391,12 +403,18 @@ pub fn check(report: &mut Report, host: &Host, overlay: Option<&Overlay>) {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsStr;
+
     use super::*;
 
     #[test]
     fn origin_and_dot_dot_resolve_lexically() {
-        assert_eq!(expand_origin("$ORIGIN/../libs", Path::new("/w/p")), "/w/p/../libs");
-        assert_eq!(expand_origin("${ORIGIN}/x", Path::new("/w")), "/w/x");
+        assert_eq!(expand_origin("$ORIGIN/../libs", Path::new("/w/p")), Path::new("/w/p/../libs"));
+        assert_eq!(expand_origin("${ORIGIN}/x:$ORIGIN", Path::new("/w")), Path::new("/w/x:/w"));
+        assert_eq!(expand_origin("lib", Path::new("/w")), Path::new("lib"));
+        // A directory that is not UTF-8 is kept byte for byte.
+        let odd = Path::new(OsStr::from_bytes(b"/d\xff"));
+        assert_eq!(expand_origin("$ORIGIN", odd).as_os_str().as_bytes(), b"/d\xff");
         assert_eq!(normalize(Path::new("/w/p/../../libs/./a.so")), PathBuf::from("/libs/a.so"));
     }
 

@@ -142,7 +142,7 @@ pub unsafe fn open(path: &Path, target: &Target) -> Result<Module, OpenError> {
         Ok(lib) => libloading::Library::from(lib),
         Err(error) => return Err(dl_failed(report, error)),
     };
-    let init_name = format!("PyInit_{}", report.module);
+    let init_name = crate::names::entry_symbols(&report.module).init;
     let name = format!("{init_name}\0");
     // SAFETY: presence check only; the type is the one `init` uses.
     if let Err(error) = unsafe { lib.get::<InitFn>(name.as_bytes()) } {

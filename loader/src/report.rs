@@ -10,6 +10,7 @@ use ftshim_boundary::status::{
 use crate::code::{Code, Refusal};
 use crate::elf::Evidence;
 use crate::slots::{AbiInfo, GilFreedom};
+use crate::text::escaped;
 
 /// What became of a file, decided in one place ([`Report::verdict`]) and read by the C API (its
 /// status), the CLI (its words and exit status) and the tests.
@@ -81,7 +82,8 @@ impl Entry {
 pub struct Report {
     /// The file inspected.
     pub path: PathBuf,
-    /// Module name taken from the file name (text before the first dot).
+    /// Module name taken from the file name (text before the first dot; lossy when it is not
+    /// UTF-8, which `module-name` refuses).
     pub module: String,
     /// Every reason to refuse, in the order found; empty means accepted. Each sentence is
     /// without the path: read them as users see them with [`Report::messages`].
@@ -136,10 +138,12 @@ impl Report {
         self.refusals.iter().map(|r| r.code).collect()
     }
 
-    /// `<path>: <sentence>`: a sentence about this file as users read it (CLI, C API, errors).
-    /// The one place the loader puts a file's path in front of a sentence.
+    /// `<path>: <sentence>`: a sentence about this file as users read it (CLI, C API, errors),
+    /// both parts [`escaped`](crate::escaped) (a crafted file name, or a symbol or library name
+    /// quoted in the sentence, cannot forge a line or reach the terminal raw). The one place the
+    /// loader puts a file's path in front of a sentence.
     pub fn about(&self, sentence: &str) -> String {
-        format!("{}: {sentence}", self.path.display())
+        format!("{}: {}", escaped(&self.path), escaped(sentence))
     }
 
     /// Every refusal's message as users read it ([`Report::about`]), in order.

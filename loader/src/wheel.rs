@@ -58,9 +58,10 @@ impl Wheel {
         }
     }
 
-    /// `<wheel path>: <sentence>`.
+    /// `<wheel path>: <sentence>`, both parts [`escaped`](crate::escaped), as
+    /// [`Report::about`](crate::Report::about).
     pub fn about(&self, sentence: &str) -> String {
-        format!("{}: {sentence}", self.path.display())
+        format!("{}: {}", crate::escaped(&self.path), crate::escaped(sentence))
     }
 }
 
