@@ -199,3 +199,22 @@ pub fn build(name: &str) -> Corpus {
 pub fn ft() -> &'static Interpreter {
     &interpreters().ft
 }
+
+/// A multi-phase module `café` (the C string is its UTF-8) that keeps the GIL off, with the
+/// entry point CPython looks up for it, `PyInitU_caf_dma` ('café' in punycode is `caf-dma`).
+pub const CAFE: &str = r#"#include <Python.h>
+static PyObject *answer(PyObject *self, PyObject *args) { (void)self; (void)args; return PyLong_FromLong(42); }
+static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, "42"}, {NULL, NULL, 0, NULL}};
+static PyModuleDef_Slot slots[] = {
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "caf\xc3\xa9", NULL, 0, methods, slots, NULL, NULL, NULL};
+PyMODINIT_FUNC ENTRY(void) { return PyModuleDef_Init(&def); }
+"#;
+
+/// [`CAFE`] with its entry point named `entry` (C11 takes UTF-8 identifiers: `PyInit_café`).
+pub fn cafe_source(entry: &str) -> String {
+    CAFE.replace("ENTRY", entry)
+}

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use ftshim_abi_tests::corpus::cafe_source;
 use ftshim_abi_tests::{
-    Interpreter, artifacts, assert_success, build_extension, ftshim_cli, interpreters, make_venv,
-    output_within, scratch, snapshot,
+    Interpreter, artifacts, assert_success, build_c_source, build_extension, ftshim_cli, interpreters,
+    make_venv, output_within, scratch, snapshot,
 };
 use ftshim_loader::describe;
 
@@ -317,6 +318,10 @@ fn every_importlib_route_goes_through_the_guard() {
         assert_eq!(route(py, &[], name, &s.bad), "refused gil-build\n", "route {name}, GIL build");
         assert_eq!(route(py, &[], name, &s.good), "imported 2\n", "route {name}, free-threaded build");
     }
+    // A module whose name is not ASCII: CPython looks up PyInitU_<punycode>, and so does the guard.
+    build_c_source("café", &cafe_source("PyInitU_caf_dma"), &all.ft, &s.good);
+    let cafe = "import café\nprint(café.__name__, café.answer())\n";
+    assert_eq!(stdout_of(&run(py, &s.good, cafe, false)), "café 42\n");
     // -I (isolated) still runs site-packages' .pth files.
     assert_eq!(route(py, &["-I"], "import", &s.bad), "refused gil-build\n");
     // Out of reach, as docs/loader.md says: -S runs no site, so no .pth and no guard.

@@ -9,31 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use ftshim_abi_tests::corpus::cafe_source;
 use ftshim_abi_tests::{
     Interpreter, build_c_source, ftshim_json, interpreters, output_within, python_command, reason_codes,
     reason_messages, scratch,
 };
 use ftshim_loader as loader;
 use serde_json::Value;
-
-/// A multi-phase module `café` (the C string is its UTF-8) that keeps the GIL off, with the
-/// entry point CPython looks up for it, `PyInitU_caf_dma` ('café' in punycode is `caf-dma`).
-const CAFE: &str = r#"#include <Python.h>
-static PyObject *answer(PyObject *self, PyObject *args) { (void)self; (void)args; return PyLong_FromLong(42); }
-static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, "42"}, {NULL, NULL, 0, NULL}};
-static PyModuleDef_Slot slots[] = {
-#ifdef Py_mod_gil
-    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
-#endif
-    {0, NULL}};
-static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "caf\xc3\xa9", NULL, 0, methods, slots, NULL, NULL, NULL};
-PyMODINIT_FUNC ENTRY(void) { return PyModuleDef_Init(&def); }
-"#;
-
-/// [`CAFE`] with its entry point named `entry` (C11 takes UTF-8 identifiers: `PyInit_café`).
-fn cafe_source(entry: &str) -> String {
-    CAFE.replace("ENTRY", entry)
-}
 
 /// `ftshim check --python <interp> --json <file>`: exit code and the file's object.
 fn check(interp: &Interpreter, file: &Path) -> (i32, Value) {
