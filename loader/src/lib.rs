@@ -15,7 +15,8 @@
 //! - `target`: the interpreter a module is checked for — [`Target`], [`derive_ext_suffix`];
 //! - `inspect`: the checks made from the file alone — [`inspect()`], [`inspect_bytes`];
 //! - `open`: opening an accepted module — [`open()`], [`Module`], [`OpenError`];
-//! - `file`: reading a candidate without blocking, as a read-only mapping;
+//! - `file`: reading a candidate once, without blocking, through bounded `pread`s (never a
+//!   mapping: a concurrent truncation is a `file-changed` refusal, not `SIGBUS`);
 //! - `elf`: the evidence in an ELF file's headers and dynamic symbols — [`Evidence`];
 //! - `slots`: the module's slot array read statically — [`GilFreedom`], [`AbiInfo`];
 //! - `symbols`: what the target interpreter exports — [`Symbols`];

@@ -19,8 +19,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use object::ReadRef;
+
 use crate::code::{Code, Refusal};
-use crate::elf::{self, Dynamic};
+use crate::elf::{self, Dynamic, Evidence};
 use crate::report::Report;
 
 /// At most this many libraries are followed from one module (a loop guard).
@@ -133,22 +135,16 @@ impl Host {
         if let Some(hit) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(&path) {
             return hit.clone();
         }
-        let parsed = |bytes: &[u8]| -> Option<Arc<Library>> {
-            let ex = elf::examine(bytes);
-            let unusable = [Code::EmptyFile, Code::NotElf, Code::Truncated, Code::ElfClass, Code::ElfEndian];
-            if ex.problems.iter().any(|p| unusable.contains(&p.code) || p.code == Code::ElfMachine) {
-                return None;
-            }
-            let ev = ex.evidence?;
-            Some(Arc::new(Library {
+        let parsed = |ev: Evidence| {
+            Arc::new(Library {
                 path: path.clone(),
                 exports: ev.exports.into_iter().collect(),
                 dynamic: ev.dynamic,
-            }))
+            })
         };
         let lib = match overlay.filter(|o| path.starts_with(&o.root)) {
-            Some(o) => o.files.get(&path).and_then(|bytes| parsed(bytes)),
-            None => crate::file::read(&path).ok().and_then(|opened| parsed(opened.contents.bytes())),
+            Some(o) => o.files.get(&path).and_then(|bytes| loadable(bytes.as_slice())).map(parsed),
+            None => read_loadable(&path).map(parsed),
         };
         self.cache.lock().unwrap_or_else(PoisonError::into_inner).insert(path, lib.clone());
         lib
@@ -208,6 +204,27 @@ impl Host {
         ));
         Err(searched.join(", "))
     }
+}
+
+/// The evidence of a shared object the dynamic linker would take for this machine: `None` for
+/// what it skips and goes on searching (no ELF, truncated, another class, byte order or machine).
+fn loadable<'d, R: ReadRef<'d>>(data: R) -> Option<Evidence> {
+    let ex = elf::examine(data);
+    let unusable =
+        [Code::EmptyFile, Code::NotElf, Code::Truncated, Code::ElfClass, Code::ElfEndian, Code::ElfMachine];
+    if ex.problems.iter().any(|p| unusable.contains(&p.code)) {
+        return None;
+    }
+    ex.evidence
+}
+
+/// [`loadable`] for the file at `path`, read through bounded reads; `None` too when it cannot
+/// be read or changes while it is read.
+fn read_loadable(path: &Path) -> Option<Evidence> {
+    let source = crate::file::open(path).ok()?;
+    let ev = loadable(&source);
+    source.settle().ok()?;
+    ev
 }
 
 /// `$ORIGIN` and `${ORIGIN}` replaced by `origin`.

@@ -17,7 +17,8 @@ use crate::slots::{AbiInfo, GilFreedom};
 pub enum Verdict {
     /// Nothing refuses the file.
     Accepted,
-    /// At least one check refuses it (or, for `open`, the path was replaced before `dlopen`).
+    /// At least one check refuses it, or the file changed while it was read (`file-changed`), or,
+    /// for `open`, the path was replaced before `dlopen`.
     Refused,
     /// Its bytes could not be had at all (an I/O code, see [`Code::is_io`]); this wins over
     /// every other refusal.

@@ -5,7 +5,7 @@
 //! module's build evidence are cross-checked (`mistagged`), the tags against the target too
 //! (`wheel-tag`).
 
-use std::io::{Cursor, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -68,72 +68,28 @@ pub fn inspect_wheel(path: &Path, target: &Target, host: &Host) -> Wheel {
         modules: Vec::new(),
         libraries: Vec::new(),
     };
-    let opened = match crate::file::read(path) {
-        Ok(o) => o,
+    let source = match crate::file::open(path) {
+        Ok(s) => s,
         Err(unreadable) => {
             let why = format!("cannot read: {}", unreadable.message);
             wheel.refusals.push(Refusal::new(unreadable.code, why));
             return wheel;
         }
     };
-    let malformed = |why: String| Refusal::new(Code::WheelMalformed, format!("not a readable wheel: {why}"));
-    let mut zip = match zip::ZipArchive::new(Cursor::new(opened.contents.bytes())) {
-        Ok(z) => z,
-        Err(e) => {
-            wheel.refusals.push(malformed(format!("expected a zip archive (PEP 427), found: {e}")));
-            return wheel;
-        }
-    };
     let mut overlay = Overlay::new(path);
     let mut shared: Vec<(String, Arc<Vec<u8>>)> = Vec::new();
-    let mut wheel_meta: Option<String> = None;
-    for i in 0..zip.len() {
-        let mut member = match zip.by_index(i) {
-            Ok(m) => m,
-            Err(e) => {
-                wheel.refusals.push(malformed(format!("expected readable members, found member {i}: {e}")));
-                return wheel;
-            }
-        };
-        let name = member.name().to_owned();
-        if member.is_dir() {
-            continue;
-        }
-        let is_meta = name.ends_with(".dist-info/WHEEL") && name.matches('/').count() == 1;
-        let file = name.rsplit('/').next().unwrap_or_default();
-        let is_shared = file.ends_with(".so") || file.contains(".so.");
-        if !is_meta && !is_shared {
-            continue;
-        }
-        if member.enclosed_name().is_none() {
-            wheel.refusals.push(malformed(format!(
-                "expected member names inside the archive, found '{name}', which points outside it"
-            )));
-            continue;
-        }
-        if member.size() > MAX_MEMBER {
-            wheel.refusals.push(malformed(format!(
-                "expected members of at most {MAX_MEMBER} bytes, found '{name}' of {} bytes",
-                member.size()
-            )));
-            continue;
-        }
-        // The size comes from the archive: a hint, capped, never an up-front allocation of it.
-        const HINT_CAP: u64 = 64 << 20;
-        let mut bytes = Vec::with_capacity(usize::try_from(member.size().min(HINT_CAP)).unwrap_or(0));
-        if let Err(e) = member.by_ref().take(MAX_MEMBER).read_to_end(&mut bytes) {
-            wheel.refusals.push(malformed(format!("expected '{name}' to decompress, found: {e}")));
-            continue;
-        }
-        if is_meta {
-            wheel_meta = Some(String::from_utf8_lossy(&bytes).into_owned());
+    let wheel_meta = read_members(&source, &mut wheel, &mut overlay, &mut shared);
+    // Whatever was read from a wheel that changed (or failed) while it was read is not reported.
+    if let Err(refusal) = source.settle() {
+        let refusal = if refusal.code.is_io() {
+            Refusal::new(refusal.code, format!("cannot read: {}", refusal.message))
         } else {
-            let installed = installed_path(&name);
-            let bytes = Arc::new(bytes);
-            overlay.insert(&installed, Arc::clone(&bytes));
-            shared.push((installed, bytes));
-        }
+            refusal
+        };
+        wheel.refusals = vec![refusal];
+        return wheel;
     }
+    let Some(wheel_meta) = wheel_meta else { return wheel };
     match wheel_meta {
         None => {
             wheel.refusals.push(malformed("expected a <name>.dist-info/WHEEL file, found none".to_owned()))
@@ -181,6 +137,79 @@ pub fn inspect_wheel(path: &Path, target: &Target, host: &Host) -> Wheel {
         wheel.modules.push(report);
     }
     wheel
+}
+
+/// A `wheel-malformed` refusal.
+fn malformed(why: String) -> Refusal {
+    Refusal::new(Code::WheelMalformed, format!("not a readable wheel: {why}"))
+}
+
+/// Reads the archive of `source`: every shared object into `overlay` and `shared`, problems into
+/// `wheel.refusals`. `Some(meta)` is the `WHEEL` file's text when the members could be read
+/// (`None` inside it when there is none); `None` when the archive itself cannot be read.
+fn read_members(
+    source: &crate::file::Source,
+    wheel: &mut Wheel,
+    overlay: &mut Overlay,
+    shared: &mut Vec<(String, Arc<Vec<u8>>)>,
+) -> Option<Option<String>> {
+    // Buffered: the central directory is read in many small pieces.
+    let mut zip = match zip::ZipArchive::new(BufReader::with_capacity(64 << 10, source.reader())) {
+        Ok(z) => z,
+        Err(e) => {
+            wheel.refusals.push(malformed(format!("expected a zip archive (PEP 427), found: {e}")));
+            return None;
+        }
+    };
+    let mut wheel_meta: Option<String> = None;
+    for i in 0..zip.len() {
+        let mut member = match zip.by_index(i) {
+            Ok(m) => m,
+            Err(e) => {
+                wheel.refusals.push(malformed(format!("expected readable members, found member {i}: {e}")));
+                return None;
+            }
+        };
+        let name = member.name().to_owned();
+        if member.is_dir() {
+            continue;
+        }
+        let is_meta = name.ends_with(".dist-info/WHEEL") && name.matches('/').count() == 1;
+        let file = name.rsplit('/').next().unwrap_or_default();
+        let is_shared = file.ends_with(".so") || file.contains(".so.");
+        if !is_meta && !is_shared {
+            continue;
+        }
+        if member.enclosed_name().is_none() {
+            wheel.refusals.push(malformed(format!(
+                "expected member names inside the archive, found '{name}', which points outside it"
+            )));
+            continue;
+        }
+        if member.size() > MAX_MEMBER {
+            wheel.refusals.push(malformed(format!(
+                "expected members of at most {MAX_MEMBER} bytes, found '{name}' of {} bytes",
+                member.size()
+            )));
+            continue;
+        }
+        // The size comes from the archive: a hint, capped, never an up-front allocation of it.
+        const HINT_CAP: u64 = 64 << 20;
+        let mut bytes = Vec::with_capacity(usize::try_from(member.size().min(HINT_CAP)).unwrap_or(0));
+        if let Err(e) = member.by_ref().take(MAX_MEMBER).read_to_end(&mut bytes) {
+            wheel.refusals.push(malformed(format!("expected '{name}' to decompress, found: {e}")));
+            continue;
+        }
+        if is_meta {
+            wheel_meta = Some(String::from_utf8_lossy(&bytes).into_owned());
+        } else {
+            let installed = installed_path(&name);
+            let bytes = Arc::new(bytes);
+            overlay.insert(&installed, Arc::clone(&bytes));
+            shared.push((installed, bytes));
+        }
+    }
+    Some(wheel_meta)
 }
 
 /// Where a member is installed, relative to site-packages: `<dist>.data/platlib/x` and
