@@ -311,7 +311,7 @@ fn code_summary(code: Code) -> &'static str {
         Code::Mistagged => "the wheel's tags, the file name's tag and the build evidence disagree",
         Code::WheelTag => "the target installs none of the wheel's tags",
         Code::WheelMalformed => "the wheel cannot be read as one",
-        Code::FileChanged => "the file changed while it was inspected, or before dlopen",
+        Code::FileChanged => "the file changed while it was inspected or opened",
         Code::DlopenFailed => "dlopen or dlsym failed",
         Code::InvalidArgument => "an argument is NULL or out of range",
         Code::NoRuntime => "the process has no usable CPython",

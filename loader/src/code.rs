@@ -95,8 +95,9 @@ codes! {
     WheelTag = "wheel-tag", false;
     /// A wheel that cannot be read as one: not a zip archive, no `.dist-info/WHEEL`, no `Tag`.
     WheelMalformed = "wheel-malformed", false;
-    /// The file changed (size, mtime or ctime) or shrank while it was inspected (nothing read from
-    /// it is reported); for `open`, also: the path names a different file than the one inspected.
+    /// The file changed (size, mtime or ctime) or shrank while it was inspected; for `open`, also
+    /// while it was loaded, or since the loader loaded it before in this process. Nothing read
+    /// from it is reported.
     FileChanged = "file-changed", false;
     /// `open` only: `dlopen` or `dlsym` failed after the file was accepted.
     DlopenFailed = "dlopen-failed", false;

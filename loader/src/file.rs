@@ -158,6 +158,11 @@ impl Source {
         &self.file
     }
 
+    /// The open file, for the caller to keep.
+    pub(crate) fn into_file(self) -> File {
+        self.file
+    }
+
     /// After the reading: `Ok` when every read got its bytes and the file is as it was opened
     /// (same device, inode, size, mtime and ctime); else the refusal saying what happened —
     /// `unreadable` for a failed read, `file-changed` for a file that changed or shrank.
@@ -417,11 +422,6 @@ fn open_problem(path: &Path, e: io::Error) -> Refusal {
         ),
         _ => Refusal::new(Code::Unreadable, format!("expected a readable file, found: {e}")),
     }
-}
-
-/// `(st_dev, st_ino)` of what `path` names now (following links), for the check before dlopen.
-pub(crate) fn identity_now(path: &Path) -> io::Result<(u64, u64)> {
-    std::fs::metadata(path).map(|m| (m.dev(), m.ino()))
 }
 
 #[cfg(test)]

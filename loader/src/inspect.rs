@@ -70,7 +70,6 @@ pub(crate) fn inspect_source(path: &Path, source: &file::Source, target: &Target
             bare_report(path, vec![refusal])
         };
     }
-    report.identity = Some((source.stamp().dev, source.stamp().ino));
     if source.over_budget() {
         report.refusals.push(Refusal::new(
             Code::ElfMalformed,
@@ -82,7 +81,7 @@ pub(crate) fn inspect_source(path: &Path, source: &file::Source, target: &Target
 
 /// The report on a file whose bytes could not be had: the name's check (without evidence) and
 /// the I/O refusal, after `cannot read: `.
-fn unreadable_report(path: &Path, target: &Target, unreadable: Refusal) -> Report {
+pub(crate) fn unreadable_report(path: &Path, target: &Target, unreadable: Refusal) -> Report {
     let mut refusals = Vec::new();
     if let Err(why) = check_suffix(path, target, None) {
         refusals.push(Refusal::new(Code::SuffixMismatch, why));
@@ -102,7 +101,6 @@ fn bare_report(path: &Path, refusals: Vec<Refusal>) -> Report {
         entry: None,
         gil: None,
         abi_info: None,
-        identity: None,
     }
 }
 
@@ -248,17 +246,7 @@ fn inspect_data<'d, R: ReadRef<'d>>(path: &Path, data: R, target: &Target) -> Re
         }
     }
 
-    Report {
-        path: path.to_owned(),
-        module,
-        refusals,
-        evidence: ev,
-        inconclusive,
-        entry,
-        gil,
-        abi_info,
-        identity: None,
-    }
+    Report { path: path.to_owned(), module, refusals, evidence: ev, inconclusive, entry, gil, abi_info }
 }
 
 /// The first CPython version that calls `PyModExport_<name>` (PEP 793).

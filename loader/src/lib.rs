@@ -6,7 +6,8 @@
 //! decided from the file: its name's ABI tag, its ELF identification and headers, its entry point
 //! (`PyInit_<name>`, or from 3.15 `PyModExport_<name>`), the build evidence in its undefined
 //! symbols, and whether the target exports every `Py*` symbol it needs. Only then is it opened,
-//! with `RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE`. See docs/loader.md for every check and code.
+//! through the descriptor it was inspected through, with `RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE`.
+//! See docs/loader.md for every check and code.
 //!
 //! One job per module (the names below are re-exported here):
 //!
@@ -14,7 +15,8 @@
 //! - `report`: what an inspection found — [`Report`] — and the decision on it — [`Verdict`];
 //! - `target`: the interpreter a module is checked for — [`Target`], [`derive_ext_suffix`];
 //! - `inspect`: the checks made from the file alone — [`inspect()`], [`inspect_bytes`];
-//! - `open`: opening an accepted module — [`open()`], [`Module`], [`OpenError`];
+//! - `open`: opening an accepted module through its descriptor — [`open()`], [`Module`],
+//!   [`OpenError`];
 //! - `file`: reading a candidate once, without blocking, through bounded `pread`s (never a
 //!   mapping: a concurrent truncation is a `file-changed` refusal, not `SIGBUS`);
 //! - `elf`: the evidence in an ELF file's headers and dynamic symbols — [`Evidence`];

@@ -312,6 +312,158 @@ fn glob(pattern: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// How [`origin_preloads`] found a library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Through an entry of the module's own `DT_RPATH`/`DT_RUNPATH` that uses `$ORIGIN`.
+    ModuleOrigin,
+    /// Through a `DT_RPATH` entry inherited from an object further up the chain of loaders.
+    Inherited,
+    /// Any other way (the requester's own entries without the module's `$ORIGIN`,
+    /// `LD_LIBRARY_PATH`, the system directories).
+    Other,
+}
+
+/// One object of the dependency tree, as the search needs it.
+struct Node {
+    /// The directory `$ORIGIN` stands for.
+    origin: PathBuf,
+    /// `DT_RPATH` (empty when the object has a `DT_RUNPATH`: the dynamic linker then ignores it).
+    rpath: Vec<String>,
+    runpath: Vec<String>,
+    /// The module itself.
+    module: bool,
+}
+
+impl Node {
+    fn new(origin: PathBuf, dynamic: &Dynamic, module: bool) -> Node {
+        let rpath = if dynamic.runpath.is_empty() { dynamic.rpath.clone() } else { Vec::new() };
+        Node { origin, rpath, runpath: dynamic.runpath.clone(), module }
+    }
+}
+
+fn uses_origin(entry: &str) -> bool {
+    entry.contains("$ORIGIN") || entry.contains("${ORIGIN}")
+}
+
+/// The libraries `open` must load by path before it opens a module through `/proc/self/fd/N`,
+/// in load order, so that the dynamic linker finds the same libraries as a `dlopen` of `module`
+/// (the path it was opened by) would.
+///
+/// The dynamic linker takes `$ORIGIN` from the name given to `dlopen`: for `/proc/self/fd/N` it is
+/// `/proc/self/fd`, and every `$ORIGIN` entry of the module's `DT_RUNPATH`/`DT_RPATH` points
+/// nowhere. A `DT_NEEDED` name it finds already loaded (matched by `DT_SONAME`) is never searched
+/// for. So every library the module would find through its own `$ORIGIN` — with `DT_RPATH`, also
+/// everything found through an inherited `DT_RPATH` at any depth, as the chain of loaders of a
+/// library loaded first is not the module — is listed here, dependencies first, for `open` to
+/// load by its absolute path. The search is the dynamic linker's as [`Host`] models it, plus
+/// `LD_LIBRARY_PATH` (the running process's); names `is_loaded` says the process already has are
+/// not searched. `Err` when a listed library's `DT_SONAME` is not the `DT_NEEDED` name that finds
+/// it: the dynamic linker could not match it, and would search on.
+pub(crate) fn origin_preloads(
+    module: &Path,
+    dynamic: &Dynamic,
+    is_loaded: &mut dyn FnMut(&str) -> bool,
+) -> Result<Vec<PathBuf>, String> {
+    let recursive = if !dynamic.runpath.is_empty() {
+        if !dynamic.runpath.iter().any(|e| uses_origin(e)) {
+            return Ok(Vec::new());
+        }
+        // A DT_RUNPATH serves the module's own DT_NEEDED entries only.
+        false
+    } else if dynamic.rpath.iter().any(|e| uses_origin(e)) {
+        // A DT_RPATH is inherited by every library below that has no DT_RUNPATH.
+        true
+    } else {
+        return Ok(Vec::new());
+    };
+    let absolute = std::path::absolute(module).unwrap_or_else(|_| module.to_owned());
+    let origin = absolute.parent().unwrap_or(Path::new("/")).to_owned();
+    let mut plan = Plan {
+        preloads: Vec::new(),
+        seen: HashSet::new(),
+        ld_library_path: std::env::var("LD_LIBRARY_PATH")
+            .map(|v| v.split([':', ';']).filter(|d| !d.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default(),
+        system: system_dirs(),
+        recursive,
+        is_loaded,
+    };
+    plan.visit(&Node::new(origin, dynamic, true), &dynamic.needed, &[], 0)?;
+    Ok(plan.preloads)
+}
+
+struct Plan<'a> {
+    preloads: Vec<PathBuf>,
+    seen: HashSet<String>,
+    ld_library_path: Vec<String>,
+    system: Vec<PathBuf>,
+    recursive: bool,
+    is_loaded: &'a mut dyn FnMut(&str) -> bool,
+}
+
+impl Plan<'_> {
+    fn visit(&mut self, node: &Node, needed: &[String], above: &[&Node], depth: usize) -> Result<(), String> {
+        for name in needed {
+            if name.contains('/') || !self.seen.insert(name.clone()) || (self.is_loaded)(name) {
+                continue;
+            }
+            // Not found: dlopen will say so, naming it.
+            let Some((path, route, ev)) = self.find(name, node, above) else { continue };
+            if self.recursive && depth < MAX_LIBRARIES {
+                let origin = path.parent().unwrap_or(Path::new("/")).to_owned();
+                let child = Node::new(origin, &ev.dynamic, false);
+                let mut chain = vec![node];
+                chain.extend_from_slice(above);
+                self.visit(&child, &ev.dynamic.needed, &chain, depth + 1)?;
+            }
+            if route == Route::Other {
+                continue;
+            }
+            if ev.dynamic.soname.as_deref() != Some(name.as_str()) {
+                return Err(format!(
+                    "it needs '{name}', found at {} through {}, which must be loaded first by its path, and the dynamic linker matches it to the module only by a DT_SONAME of '{name}': expected that DT_SONAME, found {}",
+                    path.display(),
+                    if route == Route::ModuleOrigin {
+                        "the module's $ORIGIN"
+                    } else {
+                        "an inherited DT_RPATH"
+                    },
+                    ev.dynamic.soname.map_or_else(|| "none".to_owned(), |s| format!("'{s}'"))
+                ));
+            }
+            self.preloads.push(path);
+        }
+        Ok(())
+    }
+
+    /// Where the dynamic linker finds `name` for `node` (whose loaders are `above`, nearest
+    /// first): its DT_RPATH (without a DT_RUNPATH) and its loaders', `LD_LIBRARY_PATH`, its
+    /// DT_RUNPATH, the system directories.
+    fn find(&self, name: &str, node: &Node, above: &[&Node]) -> Option<(PathBuf, Route, Evidence)> {
+        let own =
+            |entry: &str| if node.module && uses_origin(entry) { Route::ModuleOrigin } else { Route::Other };
+        let mut candidates: Vec<(PathBuf, Route)> = Vec::new();
+        if node.runpath.is_empty() {
+            candidates
+                .extend(node.rpath.iter().map(|e| (PathBuf::from(expand_origin(e, &node.origin)), own(e))));
+            for up in above {
+                candidates.extend(
+                    up.rpath.iter().map(|e| (PathBuf::from(expand_origin(e, &up.origin)), Route::Inherited)),
+                );
+            }
+        }
+        candidates.extend(self.ld_library_path.iter().map(|d| (PathBuf::from(d), Route::Other)));
+        candidates
+            .extend(node.runpath.iter().map(|e| (PathBuf::from(expand_origin(e, &node.origin)), own(e))));
+        candidates.extend(self.system.iter().map(|d| (d.clone(), Route::Other)));
+        candidates.into_iter().find_map(|(dir, route)| {
+            let path = dir.join(name);
+            read_loadable(&path).map(|ev| (path, route, ev))
+        })
+    }
+}
+
 /// Checks the libraries and undefined symbols of the module `report` describes (its path is where
 /// `$ORIGIN` points; members of a wheel are read from `overlay`) for the process `host`, adding
 /// `library-not-found` and `undefined-symbol` refusals, or a note when the process is unknown.

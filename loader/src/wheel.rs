@@ -405,7 +405,6 @@ mod tests {
             entry: None,
             gil: None,
             abi_info: None,
-            identity: None,
         }
     }
 
