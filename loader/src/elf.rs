@@ -323,6 +323,16 @@ fn examine_host<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
         Ok(s) => s,
         Err(e) => return ex.problems.push(malformed("a readable dynamic symbol table (.dynsym)", e)),
     };
+    // The names are looked up one by one, in no order: from a file, read the whole dynamic string
+    // table in one piece first (a no-op on bytes in memory; an error shows up in the lookups).
+    let strtab = sections
+        .iter()
+        .find(|s| s.sh_type(endian) == elf::SHT_DYNSYM)
+        .and_then(|s| sections.section(object::SectionIndex(s.sh_link(endian) as usize)).ok())
+        .and_then(|s| s.file_range(endian));
+    if let Some((offset, size)) = strtab {
+        let _ = data.read_bytes_at(offset, size);
+    }
     let mut ev = Evidence::default();
     let mut bad_names = 0usize;
     for sym in dynsym.iter() {

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, Metadata};
 use std::io;
 use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -214,24 +215,33 @@ impl Source {
     /// file ended early, remembered as trouble).
     fn pread(&self, offset: u64, len: u64, cache: &mut Cache) -> Option<Vec<u8>> {
         let len = usize::try_from(len).ok()?;
-        let mut buf = Vec::new();
+        let mut buf: Vec<u8> = Vec::new();
         buf.try_reserve_exact(len).ok()?;
-        buf.resize(len, 0);
         let mut got = 0usize;
         while got < len {
-            match self.file.read_at(&mut buf[got..], offset + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => {
+            let at = i64::try_from(offset + got as u64).ok()?;
+            // SAFETY: writes at most `len - got` bytes into the vector's spare capacity, which
+            // starts `got` bytes into an allocation of at least `len` bytes.
+            let n = unsafe {
+                libc::pread(self.file.as_raw_fd(), buf.as_mut_ptr().add(got).cast(), len - got, at)
+            };
+            match n {
+                0 => break,
+                n if n > 0 => got += n as usize,
+                _ => {
+                    let error = io::Error::last_os_error();
+                    if error.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
                     cache.trouble.get_or_insert(Trouble::Failed { offset: offset + got as u64, error });
                     return None;
                 }
             }
         }
+        // SAFETY: the first `got` bytes were written by pread above.
+        unsafe { buf.set_len(got) };
         if got < len {
             cache.trouble.get_or_insert(Trouble::Short { offset, wanted: len as u64, got: got as u64 });
-            buf.truncate(got);
         }
         Some(buf)
     }
@@ -287,15 +297,28 @@ impl<'a> ReadRef<'a> for &'a Source {
             return Err(());
         }
         let total = range.end - range.start;
-        // What is already read from `range.start` on, else a block; then twice as much each time
-        // the delimiter is not in it, up to the end of the range.
-        let mut len = {
+        // Usually the string is in what is already read from `range.start` on.
+        let cached = {
             let cache = self.cache.borrow();
-            cache.find(range.start, range.start + 1).map_or(0, |b| b.len() as u64).min(total)
+            cache.find(range.start, range.start + 1).map(|bytes| {
+                let bytes = &bytes[..bytes.len().min(usize::try_from(total).unwrap_or(usize::MAX))];
+                let found = bytes.iter().position(|b| *b == delimiter).map(|at| &bytes[..at]);
+                // SAFETY: as in `read_bytes_at`: the bytes belong to `self.cache.ranges`, whose
+                // entries live, unchanged, as long as the Source.
+                (
+                    found.map(|b| unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) }),
+                    bytes.len() as u64,
+                )
+            })
         };
-        if len == 0 {
-            len = BLOCK.min(total);
-        }
+        let mut len = match cached {
+            Some((Some(found), _)) => return Ok(found),
+            Some((None, have)) if have == total => return Err(()),
+            Some((None, have)) => have.saturating_mul(2).min(total),
+            None => BLOCK.min(total),
+        };
+        // Else a block, then twice as much each time the delimiter is not in it, up to the end of
+        // the range.
         loop {
             let bytes = self.read_bytes_at(range.start, len)?;
             if let Some(at) = bytes.iter().position(|b| *b == delimiter) {
@@ -466,6 +489,25 @@ mod tests {
         let until = r.read_bytes_at_until(3..data.len() as u64, 250).unwrap();
         assert_eq!(until, &data[3..250]);
         assert_eq!(r.read_bytes_at_until(251..260, 0xff), Err(()));
+        assert_eq!(source.settle(), Ok(()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_string_that_runs_past_the_cached_block_is_read_in_full() {
+        let dir = scratch("until");
+        let path = dir.join("f");
+        let mut data = vec![b'x'; 3 * BLOCK as usize];
+        data[BLOCK as usize + 100] = 0;
+        std::fs::write(&path, &data).unwrap();
+        let source = open(&path).unwrap();
+        let r = &source;
+        assert_eq!(r.read_bytes_at(0, 1).unwrap(), b"x");
+        let s = r.read_bytes_at_until(BLOCK - 10..data.len() as u64, 0).unwrap();
+        assert_eq!(s, &data[BLOCK as usize - 10..BLOCK as usize + 100]);
+        // Served from the cache now, and no delimiter within a shorter range.
+        assert_eq!(r.read_bytes_at_until(BLOCK..BLOCK + 101, 0).unwrap().len(), 100);
+        assert_eq!(r.read_bytes_at_until(BLOCK..BLOCK + 100, 0), Err(()));
         assert_eq!(source.settle(), Ok(()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
