@@ -143,8 +143,10 @@ typedef struct ftshim_loader_report {
  * unreadable; a FIFO never blocks); FTSHIM_ERR_NULL_ARGUMENT (report NULL: nothing written; path
  * NULL: reason "invalid-argument"); FTSHIM_ERR_INVALID_ARGUMENT (report->size too small: nothing
  * written; a bad target field: the reason names it); FTSHIM_ERR_NO_RUNTIME (target NULL and no
- * CPython 3.11+ in the process). Known limit: a file truncated by another process while it is
- * inspected raises SIGBUS (the file is mapped). */
+ * CPython 3.11+ in the process). The file is opened once and read with bounded reads, never
+ * mapped: a file truncated or rewritten by another process while it is inspected is
+ * FTSHIM_ERR_REFUSED with the one reason "file-changed" (naming the sizes and times), never a
+ * signal. */
 ftshim_status ftshim_loader_inspect(const char *path, const ftshim_loader_target *target, ftshim_loader_report *report);
 
 /* The type of a module's PyInit_<name>: `PyObject *PyInit_<name>(void)`. Spelled with CPython's
@@ -152,16 +154,23 @@ ftshim_status ftshim_loader_inspect(const char *path, const ftshim_loader_target
  * with it when both are included. */
 typedef struct _object *(*ftshim_loader_init_fn)(void);
 
-/* Inspects like ftshim_loader_inspect and, only if the file is accepted and the path still names
- * the same file (device and inode), opens it with dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) and
- * stores its PyInit_<name> (PyInitU_<punycode> for a name that is not ASCII, PEP 489) in *init.
+/* Opens the file at `path` once, inspects it like ftshim_loader_inspect through that descriptor
+ * and, only if it is accepted, loads that same descriptor with dlopen("/proc/self/fd/N",
+ * RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) and stores its PyInit_<name> (PyInitU_<punycode> for a
+ * name that is not ASCII, PEP 489) in *init: replacing the path meanwhile cannot change what is
+ * loaded. Libraries the module finds through its own $ORIGIN are loaded first from its real
+ * directory. The descriptor stays open for the life of the process (one per module file;
+ * opening the same file again reuses it), and dladdr reports the module as /proc/self/fd/N.
  * Opening runs the library's initialisers: inspection rules out the ABI mismatches in
- * docs/loader.md, not arbitrary constructor code. The library is never unloaded (as CPython never
- * unloads extension modules), so *init stays valid for the life of the process. *init is set to
- * NULL first, and stays NULL on any failure. Statuses: as ftshim_loader_inspect, plus
- * FTSHIM_ERR_REFUSED with code "file-changed" when the path was replaced after inspection,
- * FTSHIM_ERR_DLOPEN (accepted, but dlopen or dlsym failed: reason "dlopen-failed" carries dlerror's
- * text), FTSHIM_ERR_NULL_ARGUMENT when init is NULL. */
+ * docs/loader.md, not arbitrary constructor code. The library is never unloaded (as CPython
+ * never unloads extension modules), so *init stays valid for the life of the process. *init is
+ * set to NULL first, and stays NULL on any failure. Statuses: as ftshim_loader_inspect, plus
+ * FTSHIM_ERR_REFUSED with code "file-changed" when the file changed during inspection, before
+ * dlopen, while dlopen loaded it (its initialisers have then run; it stays loaded but is not
+ * handed out) or since this process loaded it before; FTSHIM_ERR_DLOPEN (accepted, but not
+ * opened: reason "dlopen-failed" carries dlerror's text, or says why it cannot be loaded
+ * through its descriptor, e.g. no /proc; the path is never used instead);
+ * FTSHIM_ERR_NULL_ARGUMENT when init is NULL. */
 ftshim_status ftshim_loader_open(const char *path, const ftshim_loader_target *target, ftshim_loader_report *report, ftshim_loader_init_fn *init);
 
 /* Reads reason `index` (0 <= index < report->reason_count): *code gets its stable code (such as

@@ -218,3 +218,49 @@ PyMODINIT_FUNC ENTRY(void) { return PyModuleDef_Init(&def); }
 pub fn cafe_source(entry: &str) -> String {
     CAFE.replace("ENTRY", entry)
 }
+
+/// Makes `interp`'s libpython global in this (test) process, as the interpreter executable would,
+/// so modules opened with `RTLD_NOW` find their `Py*` symbols. Loaded once per process, with
+/// `RTLD_NODELETE`: its allocator registers thread-exit destructors at load, which must not outlive
+/// the mapping.
+pub fn libpython_global(interp: &Interpreter) {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let libpython = &interp.exports_file;
+        let name = std::ffi::CString::new(libpython.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: loading libpython runs no interpreter code beyond its static initialisers.
+        let handle =
+            unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NODELETE) };
+        assert!(!handle.is_null(), "cannot load {} globally", libpython.display());
+    });
+}
+
+/// The file mapped at `addr` in this process, as the kernel names it in `/proc/self/maps` (the
+/// file's path, not the name it was opened by).
+pub fn mapped_file(addr: usize) -> Option<PathBuf> {
+    mappings().into_iter().find(|(range, _)| range.contains(&addr)).map(|(_, path)| path)
+}
+
+/// Every file mapped into this process (`/proc/self/maps`), once each.
+pub fn mapped_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = mappings().into_iter().map(|(_, path)| path).collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
+fn mappings() -> Vec<(std::ops::Range<usize>, PathBuf)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+    maps.lines()
+        .filter_map(|line| {
+            // start-end perms offset dev inode path
+            let mut fields = line.splitn(6, ' ');
+            let (start, end) = fields.next()?.split_once('-')?;
+            let path = fields.nth(4)?.trim_start();
+            path.starts_with('/').then(|| {
+                let range = usize::from_str_radix(start, 16).ok()?..usize::from_str_radix(end, 16).ok()?;
+                Some((range, PathBuf::from(path)))
+            })?
+        })
+        .collect()
+}

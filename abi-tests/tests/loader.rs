@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 
-use ftshim_abi_tests::{build_extension, ftshim_cli, interpreters, scratch};
+use ftshim_abi_tests::{build_extension, corpus, ftshim_cli, interpreters, scratch};
 use ftshim_loader::{self as loader, Code, OpenError};
 
 #[test]
@@ -81,18 +81,8 @@ fn an_accepted_module_is_opened_and_its_init_function_returned() {
     let ft = &interpreters().ft;
     let dir = scratch("loader-open");
     let module = build_extension("counter", ft, &dir);
-    // The module's Py* symbols must resolve at RTLD_NOW: make libpython3.13t global in this
-    // test process first, as the interpreter executable would. NODELETE: its allocator registers
-    // thread-exit destructors at load, which must not outlive the mapping.
-    let libpython = ft.executable.parent().unwrap().join("../lib/libpython3.13t.so.1.0");
-    // SAFETY: loading libpython runs no interpreter code beyond its static initialisers.
-    let _py = unsafe {
-        libloading::os::unix::Library::open(
-            Some(&libpython),
-            libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NODELETE,
-        )
-    }
-    .unwrap_or_else(|e| panic!("cannot load {}: {e}", libpython.display()));
+    // The module's Py* symbols must resolve at RTLD_NOW.
+    corpus::libpython_global(ft);
     // SAFETY: the module is our own example; its initialisers are the C runtime's only.
     let opened = unsafe { loader::open(&module, &ft.target()) }.unwrap_or_else(|e| panic!("{e}"));
     assert!(opened.report.accepted());
@@ -109,9 +99,14 @@ fn an_accepted_module_is_opened_and_its_init_function_returned() {
     // SAFETY: as above.
     let file = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
     assert_eq!(sym.to_str().unwrap(), "PyInit_counter");
-    assert_eq!(
-        std::fs::canonicalize(file.to_str().unwrap()).unwrap(),
-        std::fs::canonicalize(&module).unwrap()
-    );
+    // Opened through its descriptor: the dynamic linker knows it as /proc/self/fd/N, a descriptor
+    // the loader keeps open, so the name still leads to the file; the kernel's map names the file.
+    let name = file.to_str().unwrap();
+    assert!(name.starts_with("/proc/self/fd/"), "{name}");
+    assert_eq!(std::fs::canonicalize(name).unwrap(), std::fs::canonicalize(&module).unwrap());
+    assert_eq!(corpus::mapped_file(*init as usize), Some(std::fs::canonicalize(&module).unwrap()));
+    // libftshim.so.1, which the module finds through its RUNPATH $ORIGIN, came from beside it.
+    let beside = std::fs::canonicalize(module.with_file_name("libftshim.so.1")).unwrap();
+    assert!(corpus::mapped_files().contains(&beside), "{} is not mapped", beside.display());
     assert!(opened.report.evidence.as_ref().unwrap().ft_markers.contains(&"_Py_DecRefShared".to_owned()));
 }

@@ -5,8 +5,8 @@
 //! into ELF / program / section header fields, `.dynsym` entry and `.dynstr` corruption,
 //! splices and truncations. Properties: inspection never panics and never hangs (a watchdog
 //! aborts the process naming the iteration), every message names the file, in-memory
-//! inspection never reports I/O codes, and inspecting the same bytes from a file (the mmap
-//! path) gives the same codes. `FTSHIM_FUZZ_ITERS=N` runs N executions (default 100,000) and
+//! inspection never reports I/O codes, and inspecting the same bytes from a file (the bounded
+//! `pread` path) gives the same codes. `FTSHIM_FUZZ_ITERS=N` runs N executions (default 100,000) and
 //! `FTSHIM_FUZZ_SEED=S` picks the seed.
 
 use std::collections::BTreeMap;
@@ -258,7 +258,7 @@ fn mutated_elf_modules_never_crash_or_hang_the_inspector() {
             *seen.entry(r.code.as_str()).or_default() += 1;
         }
         accepted += u64::from(report.accepted());
-        // Every 250th execution also goes through a real file: the mapped path must agree.
+        // Every 250th execution also goes through a real file: the pread path must agree.
         if i % 250 == 0 {
             let path = dir.join(name);
             std::fs::write(&path, &data).unwrap();

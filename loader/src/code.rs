@@ -48,7 +48,7 @@ codes! {
     DanglingSymlink = "dangling-symlink", true;
     /// The path names a directory, FIFO, socket or device, not a regular file.
     NotRegularFile = "not-regular-file", true;
-    /// The file exists but cannot be opened or mapped (permissions, I/O error, …).
+    /// The file exists but cannot be opened or read (permissions, I/O error, …).
     Unreadable = "unreadable", true;
     /// The file name does not carry an ABI tag the target accepts.
     SuffixMismatch = "suffix-mismatch", false;
@@ -100,7 +100,9 @@ codes! {
     WheelTag = "wheel-tag", false;
     /// A wheel that cannot be read as one: not a zip archive, no `.dist-info/WHEEL`, no `Tag`.
     WheelMalformed = "wheel-malformed", false;
-    /// `open` only: the path names a different file than the one inspected.
+    /// The file changed (size, mtime or ctime) or shrank while it was inspected; for `open`, also
+    /// while it was loaded, or since the loader loaded it before in this process. Nothing read
+    /// from it is reported.
     FileChanged = "file-changed", false;
     /// `open` only: `dlopen` or `dlsym` failed after the file was accepted.
     DlopenFailed = "dlopen-failed", false;

@@ -5,9 +5,9 @@
 //! `.dynsym` and `.dynstr` are touched). Every problem is returned with the code it is refused
 //! under and a sentence naming the expected and the found value.
 
-use object::Endianness;
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
+use object::{Endianness, ReadRef};
 
 use crate::code::{Code, Refusal};
 
@@ -142,11 +142,22 @@ fn type_name(e_type: elf::FileType) -> String {
     }
 }
 
-/// Examines `data` as a module for this machine. Never panics and never reads outside `data`.
-pub(crate) fn examine(data: &[u8]) -> Examined {
+/// Examines `data` (a byte slice, or a file read through bounded reads) as a module for this
+/// machine. Never panics and never reads outside `data`.
+pub(crate) fn examine<'d, R: ReadRef<'d>>(data: R) -> Examined {
     let mut ex = Examined::default();
     let problem = |ex: &mut Examined, code, text: String| ex.problems.push(Refusal::new(code, text));
-    if data.is_empty() {
+    let len = data.len().unwrap_or(0);
+    let Ok(ident) = data.read_bytes_at(0, len.min(16)) else {
+        // Only a file whose reads fail gets here; its report is replaced by what went wrong.
+        problem(
+            &mut ex,
+            Code::Unreadable,
+            "expected a readable file, found that reading it fails".to_owned(),
+        );
+        return ex;
+    };
+    if len == 0 {
         problem(
             &mut ex,
             Code::EmptyFile,
@@ -155,7 +166,7 @@ pub(crate) fn examine(data: &[u8]) -> Examined {
         );
         return ex;
     }
-    let seen = &data[..data.len().min(4)];
+    let seen = &ident[..ident.len().min(4)];
     if seen != &elf::ELFMAG[..seen.len()] {
         let found = seen.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
         problem(
@@ -165,14 +176,14 @@ pub(crate) fn examine(data: &[u8]) -> Examined {
         );
         return ex;
     }
-    const EI_NIDENT: usize = 16;
-    if data.len() < EI_NIDENT {
-        problem(&mut ex, Code::Truncated, truncated(EI_NIDENT as u64, "the ELF identification", data.len()));
+    const EI_NIDENT: u64 = 16;
+    if len < EI_NIDENT {
+        problem(&mut ex, Code::Truncated, truncated(EI_NIDENT, "the ELF identification", len));
         return ex;
     }
     // The class and byte order decide how every later field is laid out: with either wrong,
     // nothing further can be read meaningfully, so the examination stops here.
-    let (class, encoding, version) = (elf::FileClass(data[4]), elf::DataEncoding(data[5]), data[6]);
+    let (class, encoding, version) = (elf::FileClass(ident[4]), elf::DataEncoding(ident[5]), ident[6]);
     if class != HOST_CLASS {
         problem(
             &mut ex,
@@ -207,11 +218,11 @@ pub(crate) fn examine(data: &[u8]) -> Examined {
         );
         return ex;
     }
-    examine_host::<HostHeader>(data, &mut ex);
+    examine_host::<HostHeader, R>(data, len, &mut ex);
     ex
 }
 
-fn truncated(needed: u64, what: &str, len: usize) -> String {
+fn truncated(needed: u64, what: &str, len: u64) -> String {
     format!("truncated ELF file: expected at least {needed} bytes ({what}), found {len}")
 }
 
@@ -219,11 +230,15 @@ fn malformed(what: &str, found: impl std::fmt::Display) -> Refusal {
     Refusal::new(Code::ElfMalformed, format!("malformed ELF file: expected {what}, found {found}"))
 }
 
-fn examine_host<Elf: FileHeader<Endian = Endianness>>(data: &[u8], ex: &mut Examined) {
-    let header_size = std::mem::size_of::<Elf>();
-    if data.len() < header_size {
+fn examine_host<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
+    data: R,
+    len: u64,
+    ex: &mut Examined,
+) {
+    let header_size = std::mem::size_of::<Elf>() as u64;
+    if len < header_size {
         let what = format!("the {}-bit ELF header", if Elf::is_type_64_sized() { 64 } else { 32 });
-        ex.problems.push(Refusal::new(Code::Truncated, truncated(header_size as u64, &what, data.len())));
+        ex.problems.push(Refusal::new(Code::Truncated, truncated(header_size, &what, len)));
         return;
     }
     let header = match Elf::parse(data) {
@@ -291,7 +306,7 @@ fn examine_host<Elf: FileHeader<Endian = Endianness>>(data: &[u8], ex: &mut Exam
         }
         _ => {}
     }
-    if let Err(p) = check_extents(header, endian, data) {
+    if let Err(p) = check_extents(header, endian, data, len) {
         return ex.problems.push(p);
     }
     let sections = match header.sections(endian, data) {
@@ -308,6 +323,16 @@ fn examine_host<Elf: FileHeader<Endian = Endianness>>(data: &[u8], ex: &mut Exam
         Ok(s) => s,
         Err(e) => return ex.problems.push(malformed("a readable dynamic symbol table (.dynsym)", e)),
     };
+    // The names are looked up one by one, in no order: from a file, read the whole dynamic string
+    // table in one piece first (a no-op on bytes in memory; an error shows up in the lookups).
+    let strtab = sections
+        .iter()
+        .find(|s| s.sh_type(endian) == elf::SHT_DYNSYM)
+        .and_then(|s| sections.section(object::SectionIndex(s.sh_link(endian) as usize)).ok())
+        .and_then(|s| s.file_range(endian));
+    if let Some((offset, size)) = strtab {
+        let _ = data.read_bytes_at(offset, size);
+    }
     let mut ev = Evidence::default();
     let mut bad_names = 0usize;
     for sym in dynsym.iter() {
@@ -358,10 +383,10 @@ fn examine_host<Elf: FileHeader<Endian = Endianness>>(data: &[u8], ex: &mut Exam
 }
 
 /// The library entries of the file's `SHT_DYNAMIC` section (empty when it has none).
-fn read_dynamic<Elf: FileHeader<Endian = Endianness>>(
-    sections: &object::read::elf::SectionTable<'_, Elf>,
+fn read_dynamic<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
+    sections: &object::read::elf::SectionTable<'d, Elf, R>,
     endian: Endianness,
-    data: &[u8],
+    data: R,
 ) -> object::read::Result<Dynamic> {
     use object::read::elf::Dyn;
     let mut out = Dynamic::default();
@@ -393,12 +418,12 @@ fn read_dynamic<Elf: FileHeader<Endian = Endianness>>(
 /// Checks that every byte the headers describe is in the file: the program and section header
 /// tables, every section with contents and every segment's file image. A shorter file is
 /// `truncated`; offsets that overflow or tables of the wrong entry size are `elf-malformed`.
-fn check_extents<Elf: FileHeader<Endian = Endianness>>(
+fn check_extents<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
     header: &Elf,
     endian: Endianness,
-    data: &[u8],
+    data: R,
+    len: u64,
 ) -> Result<(), Refusal> {
-    let len = data.len() as u64;
     let end = |off: u64, count: u64, size: u64, what: &str| -> Result<u64, Refusal> {
         count
             .checked_mul(size)
@@ -406,7 +431,7 @@ fn check_extents<Elf: FileHeader<Endian = Endianness>>(
             .ok_or_else(|| malformed(&format!("{what} inside a 64-bit file offset"), "offsets that overflow"))
     };
     let need = |end: u64, what: &str| -> Result<(), Refusal> {
-        if end > len { Err(Refusal::new(Code::Truncated, truncated(end, what, data.len()))) } else { Ok(()) }
+        if end > len { Err(Refusal::new(Code::Truncated, truncated(end, what, len))) } else { Ok(()) }
     };
 
     let phoff: u64 = header.e_phoff(endian).into();
@@ -463,7 +488,7 @@ fn check_extents<Elf: FileHeader<Endian = Endianness>>(
 
 /// The defined, exported dynamic symbols of an ELF file (an interpreter's libpython or
 /// executable), for checking a module's undefined symbols against. The error names what is wrong.
-pub(crate) fn exports_of(data: &[u8]) -> Result<Vec<String>, String> {
+pub(crate) fn exports_of<'d, R: ReadRef<'d>>(data: R) -> Result<Vec<String>, String> {
     let ex = examine(data);
     if let Some(first) = ex.problems.into_iter().find(|p| p.code != Code::ElfType) {
         return Err(first.message);
@@ -474,6 +499,11 @@ pub(crate) fn exports_of(data: &[u8]) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`super::examine`] on bytes in memory.
+    fn examine(data: &[u8]) -> Examined {
+        super::examine(data)
+    }
 
     fn codes(ex: &Examined) -> Vec<Code> {
         ex.problems.iter().map(|p| p.code).collect()

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use object::ReadRef;
+
 use crate::code::{Code, Refusal};
 use crate::elf::{self, Evidence, FT_MARKERS, GIL_MARKERS};
 use crate::file;
@@ -42,34 +44,61 @@ pub fn exports_entry_point(report: &Report) -> bool {
         .is_some_and(|ev| ev.exports.iter().any(|e| is_init_symbol(e) || is_export_symbol(e)))
 }
 
-/// Inspects `path` for `target` without running any of its code. The file is mapped read-only;
-/// a path that yields no bytes (missing, dangling link, directory, FIFO, unreadable) is reported
-/// with an I/O code ([`Report::io_failed`]), never by blocking or panicking.
+/// Inspects `path` for `target` without running any of its code. The file is opened once and
+/// read through bounded reads ([`file`](crate::file)); a path that yields no bytes (missing,
+/// dangling link, directory, FIFO, unreadable) is reported with an I/O code
+/// ([`Report::io_failed`]), never by blocking or panicking, and a file that changes while it is
+/// read is reported as `file-changed`, never by a signal.
 pub fn inspect(path: &Path, target: &Target) -> Report {
-    match file::read(path) {
-        Ok(opened) => {
-            let mut report = inspect_bytes(path, opened.contents.bytes(), target);
-            report.identity = Some(opened.identity);
-            report
-        }
-        Err(unreadable) => {
-            let mut refusals = Vec::new();
-            if let Err(why) = check_suffix(path, target, None) {
-                refusals.push(Refusal::new(Code::SuffixMismatch, why));
-            }
-            refusals.push(Refusal::new(unreadable.code, format!("cannot read: {}", unreadable.message)));
-            Report {
-                path: path.to_owned(),
-                module: module_name(path),
-                refusals,
-                evidence: None,
-                inconclusive: Vec::new(),
-                entry: None,
-                gil: None,
-                abi_info: None,
-                identity: None,
-            }
-        }
+    match file::open(path) {
+        Ok(source) => inspect_source(path, &source, target),
+        Err(unreadable) => unreadable_report(path, target, unreadable),
+    }
+}
+
+/// Inspects the file opened as `source` (named `path`): [`inspect_bytes`] on its bytes, then
+/// [`Source::settle`](file::Source::settle). When a read failed or the file changed while it
+/// was read, nothing read from it is reported: the report's one refusal says what happened.
+pub(crate) fn inspect_source(path: &Path, source: &file::Source, target: &Target) -> Report {
+    let mut report = inspect_data(path, source, target);
+    if let Err(refusal) = source.settle() {
+        return if refusal.code.is_io() {
+            unreadable_report(path, target, refusal)
+        } else {
+            bare_report(path, vec![refusal])
+        };
+    }
+    if source.over_budget() {
+        report.refusals.push(Refusal::new(
+            Code::ElfMalformed,
+            "malformed ELF file: expected tables that can be read in at most twice the file's size and 16 MiB, found overlapping ones that need more".to_owned(),
+        ));
+    }
+    report
+}
+
+/// The report on a file whose bytes could not be had: the name's check (without evidence) and
+/// the I/O refusal, after `cannot read: `.
+pub(crate) fn unreadable_report(path: &Path, target: &Target, unreadable: Refusal) -> Report {
+    let mut refusals = Vec::new();
+    if let Err(why) = check_suffix(path, target, None) {
+        refusals.push(Refusal::new(Code::SuffixMismatch, why));
+    }
+    refusals.push(Refusal::new(unreadable.code, format!("cannot read: {}", unreadable.message)));
+    bare_report(path, refusals)
+}
+
+/// A report with `refusals` and nothing read from the file.
+fn bare_report(path: &Path, refusals: Vec<Refusal>) -> Report {
+    Report {
+        path: path.to_owned(),
+        module: module_name(path),
+        refusals,
+        evidence: None,
+        inconclusive: Vec::new(),
+        entry: None,
+        gil: None,
+        abi_info: None,
     }
 }
 
@@ -134,6 +163,11 @@ fn check_suffix(path: &Path, target: &Target, ev: Option<&Evidence>) -> Result<O
 
 /// [`inspect`] on bytes already read; `path` is used for the name checks and the report.
 pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
+    inspect_data(path, data, target)
+}
+
+/// [`inspect_bytes`] on a byte slice or a file read through bounded reads.
+fn inspect_data<'d, R: ReadRef<'d>>(path: &Path, data: R, target: &Target) -> Report {
     let module = module_name(path);
     let examined = elf::examine(data);
     let ev = examined.evidence;
@@ -217,17 +251,7 @@ pub fn inspect_bytes(path: &Path, data: &[u8], target: &Target) -> Report {
         }
     }
 
-    Report {
-        path: path.to_owned(),
-        module,
-        refusals,
-        evidence: ev,
-        inconclusive,
-        entry,
-        gil,
-        abi_info,
-        identity: None,
-    }
+    Report { path: path.to_owned(), module, refusals, evidence: ev, inconclusive, entry, gil, abi_info }
 }
 
 /// The first CPython version that calls `PyModExport_<name>` (PEP 793).

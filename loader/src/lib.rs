@@ -6,8 +6,8 @@
 //! decided from the file: its name's ABI tag, its ELF identification and headers, its entry point
 //! (`PyInit_<name>`, or from 3.15 `PyModExport_<name>`; the `U` forms with punycode for non-ASCII
 //! names), the build evidence in its undefined symbols, and whether the target exports every `Py*`
-//! symbol it needs. Only then is it opened, with `RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE`. See
-//! docs/loader.md for every check and code.
+//! symbol it needs. Only then is it opened, through the descriptor it was inspected through, with
+//! `RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE`. See docs/loader.md for every check and code.
 //!
 //! One job per module (the names below are re-exported here):
 //!
@@ -18,8 +18,10 @@
 //! - `names`: the module name and entry-point symbols CPython derives from a file name —
 //!   [`module_name`], [`entry_symbols`] (with `punycode`, PEP 489's encoding);
 //! - `text`: text shown to people, control characters escaped — [`escaped`];
-//! - `open`: opening an accepted module — [`open()`], [`Module`], [`OpenError`];
-//! - `file`: reading a candidate without blocking, as a read-only mapping;
+//! - `open`: opening an accepted module through its descriptor — [`open()`], [`Module`],
+//!   [`OpenError`];
+//! - `file`: reading a candidate once, without blocking, through bounded `pread`s (never a
+//!   mapping: a concurrent truncation is a `file-changed` refusal, not `SIGBUS`);
 //! - `elf`: the evidence in an ELF file's headers and dynamic symbols — [`Evidence`];
 //! - `slots`: the module's slot array read statically — [`GilFreedom`], [`AbiInfo`];
 //! - `symbols`: what the target interpreter exports — [`Symbols`];

@@ -21,8 +21,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use object::ReadRef;
+
 use crate::code::{Code, Refusal};
-use crate::elf::{self, Dynamic};
+use crate::elf::{self, Dynamic, Evidence};
 use crate::report::Report;
 
 /// At most this many libraries are followed from one module (a loop guard).
@@ -135,22 +137,16 @@ impl Host {
         if let Some(hit) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(&path) {
             return hit.clone();
         }
-        let parsed = |bytes: &[u8]| -> Option<Arc<Library>> {
-            let ex = elf::examine(bytes);
-            let unusable = [Code::EmptyFile, Code::NotElf, Code::Truncated, Code::ElfClass, Code::ElfEndian];
-            if ex.problems.iter().any(|p| unusable.contains(&p.code) || p.code == Code::ElfMachine) {
-                return None;
-            }
-            let ev = ex.evidence?;
-            Some(Arc::new(Library {
+        let parsed = |ev: Evidence| {
+            Arc::new(Library {
                 path: path.clone(),
                 exports: ev.exports.into_iter().collect(),
                 dynamic: ev.dynamic,
-            }))
+            })
         };
         let lib = match overlay.filter(|o| path.starts_with(&o.root)) {
-            Some(o) => o.files.get(&path).and_then(|bytes| parsed(bytes)),
-            None => crate::file::read(&path).ok().and_then(|opened| parsed(opened.contents.bytes())),
+            Some(o) => o.files.get(&path).and_then(|bytes| loadable(bytes.as_slice())).map(parsed),
+            None => read_loadable(&path).map(parsed),
         };
         self.cache.lock().unwrap_or_else(PoisonError::into_inner).insert(path, lib.clone());
         lib
@@ -209,6 +205,27 @@ impl Host {
         ));
         Err(searched.join(", "))
     }
+}
+
+/// The evidence of a shared object the dynamic linker would take for this machine: `None` for
+/// what it skips and goes on searching (no ELF, truncated, another class, byte order or machine).
+fn loadable<'d, R: ReadRef<'d>>(data: R) -> Option<Evidence> {
+    let ex = elf::examine(data);
+    let unusable =
+        [Code::EmptyFile, Code::NotElf, Code::Truncated, Code::ElfClass, Code::ElfEndian, Code::ElfMachine];
+    if ex.problems.iter().any(|p| unusable.contains(&p.code)) {
+        return None;
+    }
+    ex.evidence
+}
+
+/// [`loadable`] for the file at `path`, read through bounded reads; `None` too when it cannot
+/// be read or changes while it is read.
+fn read_loadable(path: &Path) -> Option<Evidence> {
+    let source = crate::file::open(path).ok()?;
+    let ev = loadable(&source);
+    source.settle().ok()?;
+    ev
 }
 
 /// `$ORIGIN` and `${ORIGIN}` replaced by `origin`, as bytes: a directory whose name is not UTF-8
@@ -305,6 +322,154 @@ fn glob(pattern: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     files.sort();
     files
+}
+
+/// How [`origin_preloads`] found a library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Through an entry of the module's own `DT_RPATH`/`DT_RUNPATH` that uses `$ORIGIN`.
+    ModuleOrigin,
+    /// Through a `DT_RPATH` entry inherited from an object further up the chain of loaders.
+    Inherited,
+    /// Any other way (the requester's own entries without the module's `$ORIGIN`,
+    /// `LD_LIBRARY_PATH`, the system directories).
+    Other,
+}
+
+/// One object of the dependency tree, as the search needs it.
+struct Node {
+    /// The directory `$ORIGIN` stands for.
+    origin: PathBuf,
+    /// `DT_RPATH` (empty when the object has a `DT_RUNPATH`: the dynamic linker then ignores it).
+    rpath: Vec<String>,
+    runpath: Vec<String>,
+    /// The module itself.
+    module: bool,
+}
+
+impl Node {
+    fn new(origin: PathBuf, dynamic: &Dynamic, module: bool) -> Node {
+        let rpath = if dynamic.runpath.is_empty() { dynamic.rpath.clone() } else { Vec::new() };
+        Node { origin, rpath, runpath: dynamic.runpath.clone(), module }
+    }
+}
+
+fn uses_origin(entry: &str) -> bool {
+    entry.contains("$ORIGIN") || entry.contains("${ORIGIN}")
+}
+
+/// The libraries `open` must load by path before it opens a module through `/proc/self/fd/N`,
+/// in load order, so that the dynamic linker finds the same libraries as a `dlopen` of `module`
+/// (the path it was opened by) would.
+///
+/// The dynamic linker takes `$ORIGIN` from the name given to `dlopen`: for `/proc/self/fd/N` it is
+/// `/proc/self/fd`, and every `$ORIGIN` entry of the module's `DT_RUNPATH`/`DT_RPATH` points
+/// nowhere. A `DT_NEEDED` name it finds already loaded (matched by `DT_SONAME`) is never searched
+/// for. So every library the module would find through its own `$ORIGIN` — with `DT_RPATH`, also
+/// everything found through an inherited `DT_RPATH` at any depth, as the chain of loaders of a
+/// library loaded first is not the module — is listed here, dependencies first, for `open` to
+/// load by its absolute path. The search is the dynamic linker's as [`Host`] models it, plus
+/// `LD_LIBRARY_PATH` (the running process's); names `is_loaded` says the process already has are
+/// not searched. `Err` when a listed library's `DT_SONAME` is not the `DT_NEEDED` name that finds
+/// it: the dynamic linker could not match it, and would search on.
+pub(crate) fn origin_preloads(
+    module: &Path,
+    dynamic: &Dynamic,
+    is_loaded: &mut dyn FnMut(&str) -> bool,
+) -> Result<Vec<PathBuf>, String> {
+    let recursive = if !dynamic.runpath.is_empty() {
+        if !dynamic.runpath.iter().any(|e| uses_origin(e)) {
+            return Ok(Vec::new());
+        }
+        // A DT_RUNPATH serves the module's own DT_NEEDED entries only.
+        false
+    } else if dynamic.rpath.iter().any(|e| uses_origin(e)) {
+        // A DT_RPATH is inherited by every library below that has no DT_RUNPATH.
+        true
+    } else {
+        return Ok(Vec::new());
+    };
+    let absolute = std::path::absolute(module).unwrap_or_else(|_| module.to_owned());
+    let origin = absolute.parent().unwrap_or(Path::new("/")).to_owned();
+    let mut plan = Plan {
+        preloads: Vec::new(),
+        seen: HashSet::new(),
+        ld_library_path: std::env::var("LD_LIBRARY_PATH")
+            .map(|v| v.split([':', ';']).filter(|d| !d.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default(),
+        system: system_dirs(),
+        recursive,
+        is_loaded,
+    };
+    plan.visit(&Node::new(origin, dynamic, true), &dynamic.needed, &[], 0)?;
+    Ok(plan.preloads)
+}
+
+struct Plan<'a> {
+    preloads: Vec<PathBuf>,
+    seen: HashSet<String>,
+    ld_library_path: Vec<String>,
+    system: Vec<PathBuf>,
+    recursive: bool,
+    is_loaded: &'a mut dyn FnMut(&str) -> bool,
+}
+
+impl Plan<'_> {
+    fn visit(&mut self, node: &Node, needed: &[String], above: &[&Node], depth: usize) -> Result<(), String> {
+        for name in needed {
+            if name.contains('/') || !self.seen.insert(name.clone()) || (self.is_loaded)(name) {
+                continue;
+            }
+            // Not found: dlopen will say so, naming it.
+            let Some((path, route, ev)) = self.find(name, node, above) else { continue };
+            if self.recursive && depth < MAX_LIBRARIES {
+                let origin = path.parent().unwrap_or(Path::new("/")).to_owned();
+                let child = Node::new(origin, &ev.dynamic, false);
+                let mut chain = vec![node];
+                chain.extend_from_slice(above);
+                self.visit(&child, &ev.dynamic.needed, &chain, depth + 1)?;
+            }
+            if route == Route::Other {
+                continue;
+            }
+            if ev.dynamic.soname.as_deref() != Some(name.as_str()) {
+                return Err(format!(
+                    "it needs '{name}', found at {} through {}, which must be loaded first by its path, and the dynamic linker matches it to the module only by a DT_SONAME of '{name}': expected that DT_SONAME, found {}",
+                    path.display(),
+                    if route == Route::ModuleOrigin {
+                        "the module's $ORIGIN"
+                    } else {
+                        "an inherited DT_RPATH"
+                    },
+                    ev.dynamic.soname.map_or_else(|| "none".to_owned(), |s| format!("'{s}'"))
+                ));
+            }
+            self.preloads.push(path);
+        }
+        Ok(())
+    }
+
+    /// Where the dynamic linker finds `name` for `node` (whose loaders are `above`, nearest
+    /// first): its DT_RPATH (without a DT_RUNPATH) and its loaders', `LD_LIBRARY_PATH`, its
+    /// DT_RUNPATH, the system directories.
+    fn find(&self, name: &str, node: &Node, above: &[&Node]) -> Option<(PathBuf, Route, Evidence)> {
+        let own =
+            |entry: &str| if node.module && uses_origin(entry) { Route::ModuleOrigin } else { Route::Other };
+        let mut candidates: Vec<(PathBuf, Route)> = Vec::new();
+        if node.runpath.is_empty() {
+            candidates.extend(node.rpath.iter().map(|e| (expand_origin(e, &node.origin), own(e))));
+            for up in above {
+                candidates.extend(up.rpath.iter().map(|e| (expand_origin(e, &up.origin), Route::Inherited)));
+            }
+        }
+        candidates.extend(self.ld_library_path.iter().map(|d| (PathBuf::from(d), Route::Other)));
+        candidates.extend(node.runpath.iter().map(|e| (expand_origin(e, &node.origin), own(e))));
+        candidates.extend(self.system.iter().map(|d| (d.clone(), Route::Other)));
+        candidates.into_iter().find_map(|(dir, route)| {
+            let path = dir.join(name);
+            read_loadable(&path).map(|ev| (path, route, ev))
+        })
+    }
 }
 
 /// Checks the libraries and undefined symbols of the module `report` describes (its path is where

@@ -18,12 +18,13 @@ use crate::text::escaped;
 pub enum Verdict {
     /// Nothing refuses the file.
     Accepted,
-    /// At least one check refuses it (or, for `open`, the path was replaced before `dlopen`).
+    /// At least one check refuses it, or the file changed while it was read (`file-changed`).
     Refused,
     /// Its bytes could not be had at all (an I/O code, see [`Code::is_io`]); this wins over
     /// every other refusal.
     IoFailed,
-    /// `open` only: the file was accepted, but `dlopen` or `dlsym` failed.
+    /// `open` only: the file was accepted, but `dlopen` or `dlsym` failed, or it cannot be
+    /// loaded through its descriptor.
     DlopenFailed,
 }
 
@@ -102,8 +103,6 @@ pub struct Report {
     pub gil: Option<GilFreedom>,
     /// The `PyABIInfo` of its `Py_mod_abi` slot (3.15), when it has one that could be read.
     pub abi_info: Option<AbiInfo>,
-    /// `(st_dev, st_ino)` of the file that was read.
-    pub(crate) identity: Option<(u64, u64)>,
 }
 
 impl Report {

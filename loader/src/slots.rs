@@ -14,9 +14,9 @@
 
 use std::collections::BTreeMap;
 
-use object::Endianness;
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, Rela, SectionHeader, Sym};
+use object::{Endianness, ReadRef};
 
 use crate::code::{Code, Refusal};
 use crate::elf::Evidence;
@@ -193,8 +193,8 @@ const CODE_WINDOW: usize = 64;
 const DEF_WINDOW: u64 = 128;
 
 /// The file's loadable image and its relocations.
-struct Image<'a> {
-    data: &'a [u8],
+struct Image<R> {
+    data: R,
     /// `(p_vaddr, p_filesz, p_offset)` of each `PT_LOAD`.
     loads: Vec<(u64, u64, u64)>,
     /// Relocated addresses → the target address when it is known (`RELATIVE`, RELR, or a symbol
@@ -202,15 +202,14 @@ struct Image<'a> {
     relocs: BTreeMap<u64, Option<u64>>,
 }
 
-impl<'a> Image<'a> {
+impl<'a, R: ReadRef<'a>> Image<R> {
     fn bytes(&self, addr: u64, len: u64) -> Option<&'a [u8]> {
         let end = addr.checked_add(len)?;
         let &(vaddr, _, offset) = self
             .loads
             .iter()
             .find(|(v, size, _)| addr >= *v && v.checked_add(*size).is_some_and(|top| end <= top))?;
-        let start = usize::try_from(offset.checked_add(addr - vaddr)?).ok()?;
-        self.data.get(start..start.checked_add(usize::try_from(len).ok()?)?)
+        self.data.read_bytes_at(offset.checked_add(addr - vaddr)?, len).ok()
     }
 
     fn u64_at(&self, addr: u64) -> Option<u64> {
@@ -220,7 +219,7 @@ impl<'a> Image<'a> {
 
 /// The image of a little-endian x86-64 file (the one machine whose code is read) and the
 /// address and size of its dynamic symbol `entry`.
-fn image<'a>(data: &'a [u8], entry: &str) -> Result<(Image<'a>, u64, u64), String> {
+fn image<'a, R: ReadRef<'a>>(data: R, entry: &str) -> Result<(Image<R>, u64, u64), String> {
     type Header = elf::FileHeader64<Endianness>;
     let header = Header::parse(data).map_err(|e| format!("the ELF header cannot be read ({e})"))?;
     let endian = header.endian().map_err(|e| format!("the ELF byte order is unknown ({e})"))?;
@@ -277,7 +276,7 @@ fn image<'a>(data: &'a [u8], entry: &str) -> Result<(Image<'a>, u64, u64), Strin
 
 /// RIP-relative `lea`/`mov` operands in the first bytes of the function at `addr`: `lea` gives
 /// the address, `mov` (a pointer loaded from memory) the relocated pointer stored there.
-fn operands(img: &Image<'_>, addr: u64, size: u64) -> Vec<u64> {
+fn operands<'a, R: ReadRef<'a>>(img: &Image<R>, addr: u64, size: u64) -> Vec<u64> {
     let len = if size == 0 { CODE_WINDOW as u64 } else { size.min(CODE_WINDOW as u64) };
     let Some(code) = (1..=len).rev().find_map(|n| img.bytes(addr, n)) else { return Vec::new() };
     let mut out = Vec::new();
@@ -298,7 +297,7 @@ fn operands(img: &Image<'_>, addr: u64, size: u64) -> Vec<u64> {
 }
 
 /// The slot array at `addr`, if every record up to the terminator is a well-formed module slot.
-fn slot_array(img: &Image<'_>, addr: u64) -> Option<SlotArray> {
+fn slot_array<'a, R: ReadRef<'a>>(img: &Image<R>, addr: u64) -> Option<SlotArray> {
     let mut slots = Vec::new();
     for k in 0..MAX_SLOTS as u64 {
         let at = addr.checked_add(16 * k)?;
@@ -333,7 +332,7 @@ fn slot_array(img: &Image<'_>, addr: u64) -> Option<SlotArray> {
     None
 }
 
-fn abi_info(img: &Image<'_>, slots: &[Slot]) -> Option<AbiInfo> {
+fn abi_info<'a, R: ReadRef<'a>>(img: &Image<R>, slots: &[Slot]) -> Option<AbiInfo> {
     let at = slots.iter().find(|s| s.id == MOD_ABI)?.target?;
     let b = img.bytes(at, 12)?;
     Some(AbiInfo {
@@ -347,7 +346,7 @@ fn abi_info(img: &Image<'_>, slots: &[Slot]) -> Option<AbiInfo> {
 
 /// The slot array `entry` leads to: returned by it (`PyModExport_*`), or the `m_slots` of the
 /// `PyModuleDef` it passes on (`PyInit_*` → `PyModuleDef_Init(&def)`).
-fn find_array(data: &[u8], entry: &Entry) -> Result<SlotArray, String> {
+fn find_array<'a, R: ReadRef<'a>>(data: R, entry: &Entry) -> Result<SlotArray, String> {
     let symbol = entry.symbol();
     let (img, addr, size) = image(data, symbol)?;
     let img = &img;
@@ -376,7 +375,7 @@ fn find_array(data: &[u8], entry: &Entry) -> Result<SlotArray, String> {
 }
 
 /// Reads the module's slot array (from `entry`) and decides [`GilFreedom`].
-pub(crate) fn read(data: &[u8], entry: Option<&Entry>, ev: &Evidence) -> Slots {
+pub(crate) fn read<'a, R: ReadRef<'a>>(data: R, entry: Option<&Entry>, ev: &Evidence) -> Slots {
     let array = match entry {
         None => Err("the module has no entry point for the target".to_owned()),
         Some(entry) => find_array(data, entry),

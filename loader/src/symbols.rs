@@ -55,10 +55,14 @@ impl ExportFile {
         self.exports
             .get_or_init(|| {
                 let shown = self.path.display();
-                let opened = super::file::read(&self.path)
-                    .map_err(|p| format!("cannot read the target's exports from {shown}: {}", p.message))?;
-                let names = super::elf::exports_of(opened.contents.bytes())
-                    .map_err(|why| format!("cannot read the target's exports from {shown}: {why}"))?;
+                let cannot = |p: crate::Refusal| {
+                    format!("cannot read the target's exports from {shown}: {}", p.message)
+                };
+                let source = super::file::open(&self.path).map_err(cannot)?;
+                let names = super::elf::exports_of(&source);
+                source.settle().map_err(cannot)?;
+                let names =
+                    names.map_err(|why| format!("cannot read the target's exports from {shown}: {why}"))?;
                 let set: HashSet<String> = names.into_iter().collect();
                 if !set.contains(SENTINEL) {
                     return Err(format!("{shown} exports no CPython C API (no {SENTINEL})"));

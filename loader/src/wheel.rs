@@ -5,7 +5,7 @@
 //! module's build evidence are cross-checked (`mistagged`), the tags against the target too
 //! (`wheel-tag`).
 
-use std::io::{Cursor, Read};
+use std::io::{BufReader, Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -74,42 +74,130 @@ pub fn is_wheel(path: &Path) -> bool {
 /// `host`'s dynamic linker would.
 pub fn inspect_wheel(path: &Path, target: &Target, host: &Host) -> Wheel {
     let mut wheel = Wheel::empty(path);
-    match crate::file::read(path) {
-        Ok(opened) => inspect_wheel_bytes(wheel, opened.contents.bytes(), target, host),
+    let source = match crate::file::open(path) {
+        Ok(s) => s,
         Err(unreadable) => {
             let why = format!("cannot read: {}", unreadable.message);
             wheel.refusals.push(Refusal::new(unreadable.code, why));
-            wheel
-        }
-    }
-}
-
-/// [`inspect_wheel`] of a wheel already in memory: `bytes` are the archive at `path` (which names
-/// it in messages and roots `$ORIGIN`; nothing is read from it). The fuzz target's entry point.
-pub fn inspect_wheel_in_memory(path: &Path, bytes: &[u8], target: &Target, host: &Host) -> Wheel {
-    inspect_wheel_bytes(Wheel::empty(path), bytes, target, host)
-}
-
-fn inspect_wheel_bytes(mut wheel: Wheel, bytes: &[u8], target: &Target, host: &Host) -> Wheel {
-    let path = wheel.path.clone();
-    let path = path.as_path();
-    let malformed = |why: String| Refusal::new(Code::WheelMalformed, format!("not a readable wheel: {why}"));
-    let mut zip = match zip::ZipArchive::new(Cursor::new(bytes)) {
-        Ok(z) => z,
-        Err(e) => {
-            wheel.refusals.push(malformed(format!("expected a zip archive (PEP 427), found: {e}")));
             return wheel;
         }
     };
     let mut overlay = Overlay::new(path);
     let mut shared: Vec<(String, Arc<Vec<u8>>)> = Vec::new();
+    // Buffered: the central directory is read in many small pieces.
+    let archive = BufReader::with_capacity(64 << 10, source.reader());
+    let wheel_meta = read_members(archive, &mut wheel, &mut overlay, &mut shared);
+    // Whatever was read from a wheel that changed (or failed) while it was read is not reported.
+    if let Err(refusal) = source.settle() {
+        let refusal = if refusal.code.is_io() {
+            Refusal::new(refusal.code, format!("cannot read: {}", refusal.message))
+        } else {
+            refusal
+        };
+        wheel.refusals = vec![refusal];
+        return wheel;
+    }
+    finish(wheel, wheel_meta, &overlay, &shared, target, host)
+}
+
+/// [`inspect_wheel`] of a wheel already in memory: `bytes` are the archive at `path` (which names
+/// it in messages and roots `$ORIGIN`; nothing is read from it). The fuzz target's entry point.
+pub fn inspect_wheel_in_memory(path: &Path, bytes: &[u8], target: &Target, host: &Host) -> Wheel {
+    let mut wheel = Wheel::empty(path);
+    let mut overlay = Overlay::new(path);
+    let mut shared: Vec<(String, Arc<Vec<u8>>)> = Vec::new();
+    let wheel_meta = read_members(Cursor::new(bytes), &mut wheel, &mut overlay, &mut shared);
+    finish(wheel, wheel_meta, &overlay, &shared, target, host)
+}
+
+/// The checks on a wheel whose members were read: its `WHEEL` tags (`wheel_meta`, see
+/// [`read_members`]) against `target`, then every shared object as a module or a library.
+fn finish(
+    mut wheel: Wheel,
+    wheel_meta: Option<Option<String>>,
+    overlay: &Overlay,
+    shared: &[(String, Arc<Vec<u8>>)],
+    target: &Target,
+    host: &Host,
+) -> Wheel {
+    let Some(wheel_meta) = wheel_meta else { return wheel };
+    match wheel_meta {
+        None => {
+            wheel.refusals.push(malformed("expected a <name>.dist-info/WHEEL file, found none".to_owned()))
+        }
+        Some(meta) => {
+            wheel.tags = meta
+                .lines()
+                .filter_map(|l| l.strip_prefix("Tag:"))
+                .flat_map(|t| expand_tag(t.trim()))
+                .collect();
+            if wheel.tags.is_empty() {
+                wheel
+                    .refusals
+                    .push(malformed("expected Tag: lines in its WHEEL file, found none".to_owned()));
+            }
+        }
+    }
+    if !wheel.tags.is_empty() && !wheel.tags.iter().any(|t| installs(target, t)) {
+        wheel.refusals.push(Refusal::new(
+            Code::WheelTag,
+            format!(
+                "the target must install one of the wheel's tags: expected a tag such as '{}' for {}{}, found {}",
+                example_tag(target),
+                target.kind(),
+                if target.free_threaded && target.version < (3, 15) {
+                    " (abi3 does not apply to free-threaded builds before 3.15)"
+                } else {
+                    ""
+                },
+                wheel.tags.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    for (installed, bytes) in shared {
+        let file = installed.rsplit('/').next().unwrap_or_default();
+        let (_, named) = name_tag(file, target);
+        let path = overlay.path_of(installed);
+        let mut report = inspect_bytes(&path, bytes, target);
+        if !named && !exports_entry_point(&report) {
+            wheel.libraries.push(installed.clone());
+            continue;
+        }
+        report.refusals.extend(mistagged(&wheel.tags, file, &report));
+        linkage::check(&mut report, host, Some(overlay));
+        wheel.modules.push(report);
+    }
+    wheel
+}
+
+/// A `wheel-malformed` refusal.
+fn malformed(why: String) -> Refusal {
+    Refusal::new(Code::WheelMalformed, format!("not a readable wheel: {why}"))
+}
+
+/// Reads the archive: every shared object into `overlay` and `shared`, problems into
+/// `wheel.refusals`. `Some(meta)` is the `WHEEL` file's text when the members could be read
+/// (`None` inside it when there is none); `None` when the archive itself cannot be read.
+fn read_members(
+    archive: impl Read + Seek,
+    wheel: &mut Wheel,
+    overlay: &mut Overlay,
+    shared: &mut Vec<(String, Arc<Vec<u8>>)>,
+) -> Option<Option<String>> {
+    let mut zip = match zip::ZipArchive::new(archive) {
+        Ok(z) => z,
+        Err(e) => {
+            wheel.refusals.push(malformed(format!("expected a zip archive (PEP 427), found: {e}")));
+            return None;
+        }
+    };
     let mut wheel_meta: Option<String> = None;
     for i in 0..zip.len() {
         let mut member = match zip.by_index(i) {
             Ok(m) => m,
             Err(e) => {
                 wheel.refusals.push(malformed(format!("expected readable members, found member {i}: {e}")));
-                return wheel;
+                return None;
             }
         };
         let name = member.name().to_owned();
@@ -151,53 +239,7 @@ fn inspect_wheel_bytes(mut wheel: Wheel, bytes: &[u8], target: &Target, host: &H
             shared.push((installed, bytes));
         }
     }
-    match wheel_meta {
-        None => {
-            wheel.refusals.push(malformed("expected a <name>.dist-info/WHEEL file, found none".to_owned()))
-        }
-        Some(meta) => {
-            wheel.tags = meta
-                .lines()
-                .filter_map(|l| l.strip_prefix("Tag:"))
-                .flat_map(|t| expand_tag(t.trim()))
-                .collect();
-            if wheel.tags.is_empty() {
-                wheel
-                    .refusals
-                    .push(malformed("expected Tag: lines in its WHEEL file, found none".to_owned()));
-            }
-        }
-    }
-    if !wheel.tags.is_empty() && !wheel.tags.iter().any(|t| installs(target, t)) {
-        wheel.refusals.push(Refusal::new(
-            Code::WheelTag,
-            format!(
-                "the target must install one of the wheel's tags: expected a tag such as '{}' for {}{}, found {}",
-                example_tag(target),
-                target.kind(),
-                if target.free_threaded && target.version < (3, 15) {
-                    " (abi3 does not apply to free-threaded builds before 3.15)"
-                } else {
-                    ""
-                },
-                wheel.tags.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ")
-            ),
-        ));
-    }
-    for (installed, bytes) in &shared {
-        let file = installed.rsplit('/').next().unwrap_or_default();
-        let (_, named) = name_tag(file, target);
-        let path = overlay.path_of(installed);
-        let mut report = inspect_bytes(&path, bytes, target);
-        if !named && !exports_entry_point(&report) {
-            wheel.libraries.push(installed.clone());
-            continue;
-        }
-        report.refusals.extend(mistagged(&wheel.tags, file, &report));
-        linkage::check(&mut report, host, Some(&overlay));
-        wheel.modules.push(report);
-    }
-    wheel
+    Some(wheel_meta)
 }
 
 /// Where a member is installed, relative to site-packages: `<dist>.data/platlib/x` and
@@ -393,7 +435,6 @@ mod tests {
             entry: None,
             gil: None,
             abi_info: None,
-            identity: None,
         }
     }
 
