@@ -132,6 +132,43 @@ impl ftshim_critical_section {
         };
         checked::section_ending(self as *mut Self as usize, innermost).is_err()
     }
+
+    /// Ends a section CPython began (`state` one of its kinds), unless it is not the calling
+    /// thread's innermost one: CPython's end pops whatever is on top of the thread's stack, so
+    /// ending any other section would unlink (and later unlock) the wrong one.
+    #[inline(always)]
+    fn end_cpython(&mut self, state: usize, s: &Sections) -> ftshim_status {
+        if s.innermost.is_some_and(|top| Self::cpython_innermost(top) != self as *mut Self as usize) {
+            return FTSHIM_ERR_OUT_OF_ORDER;
+        }
+        self.storage[STATE] = 0;
+        let end = if (state - MAGIC) % 2 == 0 { s.end2 } else { s.end };
+        // SAFETY: the state word said CPython began a section of this kind in this storage.
+        unsafe { end(self.cpython_storage()) };
+        FTSHIM_OK
+    }
+
+    /// `ftshim_critical_section_end` off its fast path: checked mode, a GIL build's no-op
+    /// section, storage that is not an active section.
+    #[cold]
+    #[inline(never)]
+    fn end_slow(&mut self, state: usize) -> ftshim_status {
+        if checked::maybe() && self.end_refused_by_checker(state) {
+            return FTSHIM_ERR_OUT_OF_ORDER;
+        }
+        match state {
+            ACTIVE_ONE..=ACTIVE_TWO_MUTEX => {
+                // A CPython kind was recorded, so the runtime resolved with sections.
+                let Ok(Some(s)) = runtime::sections() else { return FTSHIM_ERR_NO_RUNTIME };
+                self.end_cpython(state, s)
+            }
+            ACTIVE_NOOP => {
+                self.storage[STATE] = 0;
+                FTSHIM_OK
+            }
+            _ => FTSHIM_ERR_NOT_ACTIVE,
+        }
+    }
 }
 
 ftshim_boundary::export! {
@@ -195,45 +232,6 @@ ftshim_boundary::export! {
             return cs.end_cpython(state, s);
         }
         cs.end_slow(state)
-    }
-}
-
-impl ftshim_critical_section {
-    /// Ends a section CPython began (`state` one of its kinds), unless it is not the calling
-    /// thread's innermost one: CPython's end pops whatever is on top of the thread's stack, so
-    /// ending any other section would unlink (and later unlock) the wrong one.
-    #[inline(always)]
-    fn end_cpython(&mut self, state: usize, s: &Sections) -> ftshim_status {
-        if s.innermost.is_some_and(|top| Self::cpython_innermost(top) != self as *mut Self as usize) {
-            return FTSHIM_ERR_OUT_OF_ORDER;
-        }
-        self.storage[STATE] = 0;
-        let end = if (state - MAGIC) % 2 == 0 { s.end2 } else { s.end };
-        // SAFETY: the state word said CPython began a section of this kind in this storage.
-        unsafe { end(self.cpython_storage()) };
-        FTSHIM_OK
-    }
-
-    /// `ftshim_critical_section_end` off its fast path: checked mode, a GIL build's no-op
-    /// section, storage that is not an active section.
-    #[cold]
-    #[inline(never)]
-    fn end_slow(&mut self, state: usize) -> ftshim_status {
-        if checked::maybe() && self.end_refused_by_checker(state) {
-            return FTSHIM_ERR_OUT_OF_ORDER;
-        }
-        match state {
-            ACTIVE_ONE..=ACTIVE_TWO_MUTEX => {
-                // A CPython kind was recorded, so the runtime resolved with sections.
-                let Ok(Some(s)) = runtime::sections() else { return FTSHIM_ERR_NO_RUNTIME };
-                self.end_cpython(state, s)
-            }
-            ACTIVE_NOOP => {
-                self.storage[STATE] = 0;
-                FTSHIM_OK
-            }
-            _ => FTSHIM_ERR_NOT_ACTIVE,
-        }
     }
 }
 

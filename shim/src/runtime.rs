@@ -221,11 +221,10 @@ struct Slot(UnsafeCell<MaybeUninit<Result<Runtime, RuntimeError>>>);
 unsafe impl Sync for Slot {}
 
 static SLOT: Slot = Slot(UnsafeCell::new(MaybeUninit::uninit()));
-/// `&SLOT`'s CPython section table, published by [`init`] on a free-threaded build ([`sections`]).
-static SECTIONS: AtomicPtr<Sections> = AtomicPtr::new(std::ptr::null_mut());
-/// [`SECTIONS`] while checked mode is off, else null: the critical-section functions' fast path
-/// is this one load ([`fast_sections`]), which also tells them checked mode is off, so being off
-/// costs them nothing. [`checked_mode_changed`] keeps it in step with the mode.
+/// `&SLOT`'s CPython section table while checked mode is off, else null (and null on a GIL
+/// build and before [`init`]): the critical-section functions' fast path is this one load
+/// ([`fast_sections`]), which also tells them checked mode is off, so being off costs them
+/// nothing. [`checked_mode_changed`] keeps it in step with the mode.
 static FAST: AtomicPtr<Sections> = AtomicPtr::new(std::ptr::null_mut());
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 const UNINIT: u8 = 0;
@@ -244,40 +243,42 @@ pub fn get() -> Result<&'static Runtime, &'static RuntimeError> {
 }
 
 /// CPython's critical-section functions: `Ok(Some)` on a free-threaded build, `Ok(None)` on a GIL
-/// build (sections are no-ops there), `Err` without a runtime. After the first call on an FT
-/// build, one acquire load.
-#[inline(always)]
+/// build (sections are no-ops there), `Err` without a runtime. For the cold paths; the fast path
+/// is [`fast_sections`].
+#[cold]
+#[inline(never)]
 pub fn sections() -> Result<Option<&'static Sections>, &'static RuntimeError> {
-    let p = SECTIONS.load(Ordering::Acquire);
-    if p.is_null() {
-        return sections_slow();
-    }
-    // SAFETY: only ever set by init from the `Sections` inside SLOT, which is never written again.
-    Ok(Some(unsafe { &*p }))
+    get().map(|rt| rt.sections.as_ref())
 }
 
 /// CPython's critical-section functions when they are resolved (a free-threaded build) and
 /// checked mode is off; `None` otherwise — before the first call, on a GIL build, with checked
-/// mode on — where callers take their cold path. One acquire load.
+/// mode on — where callers take their cold path ([`sections`]). One acquire load.
 #[inline(always)]
 pub fn fast_sections() -> Option<&'static Sections> {
-    // SAFETY: non-null only as a copy of SECTIONS (see there).
+    // SAFETY: non-null only as a pointer to the `Sections` inside SLOT, which is never written
+    // again once READY (see checked_mode_changed).
     unsafe { FAST.load(Ordering::Acquire).as_ref() }
 }
 
 /// Checked mode was set (`on`) or cleared: [`fast_sections`] follows. SeqCst, with the mode's
 /// store before it, so that [`init`] and a concurrent mode change cannot leave the fast path open
-/// while checked mode is on.
+/// while checked mode is on. Never resolves the runtime itself: before [`init`] there is nothing
+/// to publish, and init publishes.
 #[cold]
 pub(crate) fn checked_mode_changed(on: bool) {
-    FAST.store(if on { std::ptr::null_mut() } else { SECTIONS.load(Ordering::SeqCst) }, Ordering::SeqCst);
-}
-
-/// [`sections`] before the runtime is resolved, and on GIL builds (where none is published).
-#[cold]
-#[inline(never)]
-fn sections_slow() -> Result<Option<&'static Sections>, &'static RuntimeError> {
-    get().map(|rt| rt.sections.as_ref())
+    let resolved = || {
+        if STATE.load(Ordering::Acquire) != READY {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: READY observed with acquire ordering: SLOT is written and never written again.
+        let rt = unsafe { (*SLOT.0.get()).assume_init_ref() };
+        rt.as_ref()
+            .ok()
+            .and_then(|rt| rt.sections.as_ref())
+            .map_or(std::ptr::null_mut(), |s| (s as *const Sections).cast_mut())
+    };
+    FAST.store(if on { std::ptr::null_mut() } else { resolved() }, Ordering::SeqCst);
 }
 
 #[cold]
@@ -288,19 +289,15 @@ fn init() {
             let resolved = resolve();
             // SAFETY: this thread won the UNINIT -> BUSY transition, so it is the only writer,
             // and no reader looks at SLOT before READY is published below.
-            let written = unsafe { (*SLOT.0.get()).write(resolved) };
-            if let Ok(Runtime { sections: Some(sections), .. }) = written {
-                let p = (sections as *const Sections).cast_mut();
-                SECTIONS.store(p, Ordering::SeqCst);
-                if !crate::checked::on() {
-                    FAST.store(p, Ordering::SeqCst);
-                    // A mode change may have run between the test and the store.
-                    if crate::checked::maybe() {
-                        checked_mode_changed(true);
-                    }
+            unsafe { (*SLOT.0.get()).write(resolved) };
+            STATE.store(READY, Ordering::Release);
+            if !crate::checked::on() {
+                checked_mode_changed(false);
+                // A mode change may have run between the test and the store.
+                if crate::checked::maybe() {
+                    checked_mode_changed(true);
                 }
             }
-            STATE.store(READY, Ordering::Release);
         }
         Err(_) => {
             while STATE.load(Ordering::Acquire) != READY {
