@@ -19,16 +19,17 @@ use crate::{EXIT_USAGE, interpreter};
 const GUARD_PY: &str = include_str!("guard/_ftshim_guard.py");
 const MARKER: &str = "# ftshim-guard:";
 const PTH_NAME: &str = "ftshim-guard.pth";
-/// What the `.pth` line runs: start the guard; if even its package cannot be imported (deleted,
-/// corrupted), block extension-module imports with the same explanation `_blocking` in the package
-/// gives, so a broken install fails closed. `site` runs `import` lines of `.pth` files with
-/// `exec`, one line each, so this is put on one line by [`pth_line`].
-const PTH_BODY: &str = r#"try:
-    import _ftshim_guard
-    _ftshim_guard.install()
-except Exception as e:
-    import _imp, os, sys
-    if os.environ.get("FTSHIM_GUARD", "").lower() not in ("off", "0", "no"):
+/// What the `.pth` line runs: unless FTSHIM_GUARD is off, start the guard; if it cannot start
+/// (its library missing, truncated or of another ABI; its package gone or broken), block
+/// extension-module imports with an ImportError saying why, so a broken install fails closed.
+/// The one copy of the blocker: it must work without the package. `site` runs `import` lines of
+/// `.pth` files with `exec`, one line each, so this is put on one line by [`pth_line`].
+const PTH_BODY: &str = r#"import _imp, os, sys
+if os.environ.get("FTSHIM_GUARD", "").lower() not in ("off", "0", "no"):
+    try:
+        import _ftshim_guard
+        _ftshim_guard.install()
+    except Exception as e:
         def blocked_create_dynamic(spec, *args, why=f"{type(e).__name__}: {e}", exe=sys.executable):
             name, origin = getattr(spec, "name", None), getattr(spec, "origin", None)
             raise ImportError(

@@ -13,9 +13,10 @@ loader inspects it for *this* interpreter:
               imports exactly as without the guard.
 
 Fail closed: if the guard cannot start (its libftshim_loader.so.1 missing, truncated, of another
-ABI major; this package broken), every extension-module import fails with an ImportError that says
-why and how to repair, remove or turn off the guard. Set FTSHIM_GUARD=off in the environment to
-start an interpreter without the guard. What it promises and what it does not: docs/loader.md.
+ABI major; this package broken), install() raises and the `.pth` line makes every
+extension-module import fail with an ImportError that says why and how to repair, remove or turn
+off the guard. Set FTSHIM_GUARD=off in the environment to start an interpreter without the
+guard. What it promises and what it does not: docs/loader.md.
 """
 
 import ctypes
@@ -126,7 +127,6 @@ def this_interpreter():
 # The guard.
 # ---------------------------------------------------------------------------------------------
 
-OFF_VALUES = ("off", "0", "no")
 _loader = None
 _target = None
 
@@ -195,39 +195,16 @@ def _guarded(create_dynamic):
         return create_dynamic(spec, *args)
 
     guarded_create_dynamic._ftshim_guard = "active"
-    guarded_create_dynamic._ftshim_wrapped = create_dynamic
     return guarded_create_dynamic
 
 
-def _blocking(why):
-    """The fail-closed replacement: every extension-module import fails, saying `why`.
-    (ftshim-guard.pth carries a copy of this for when this package itself cannot be imported.)"""
-
-    def blocked_create_dynamic(spec, *args):
-        name, origin = getattr(spec, "name", None), getattr(spec, "origin", None)
-        raise ImportError(
-            f"ftshim guard refused to import {name!r} from {origin}: the guard is installed but"
-            f" could not start ({why}), so no extension module is loaded (fail closed). Repair it"
-            f" with 'ftshim guard install --python {sys.executable}', remove it with 'ftshim guard"
-            f" uninstall --python {sys.executable}', or set FTSHIM_GUARD=off to run without it.",
-            name=name, path=origin)
-
-    blocked_create_dynamic._ftshim_guard = f"blocked: {why}"
-    return blocked_create_dynamic
-
-
 def install():
-    """Wraps `_imp.create_dynamic`, once. If the guard cannot start, extension-module imports
-    fail closed instead."""
+    """Wraps `_imp.create_dynamic`, once. Raises when the guard cannot start: the `.pth` line
+    that calls this (cli/src/guard.rs) then makes extension-module imports fail closed, and
+    honours FTSHIM_GUARD=off before calling."""
     import _imp
 
-    if os.environ.get("FTSHIM_GUARD", "").lower() in OFF_VALUES:
-        return
     if getattr(_imp.create_dynamic, "_ftshim_guard", None):
         return
-    try:
-        _load()
-    except Exception as e:
-        _imp.create_dynamic = _blocking(f"{type(e).__name__}: {e}")
-        return
+    _load()
     _imp.create_dynamic = _guarded(_imp.create_dynamic)
