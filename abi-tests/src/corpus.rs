@@ -264,3 +264,15 @@ fn mappings() -> Vec<(std::ops::Range<usize>, PathBuf)> {
         })
         .collect()
 }
+
+/// Two separate builds of the counter example for `interp`, in `<scratch name>/a` and `/b`: two
+/// files with the same module name, for the tests of what `open` hands out for which file.
+pub fn two_counter_builds(name: &str, interp: &Interpreter) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let [a, b] = ["a", "b"].map(|sub| {
+        let sub = dir.join(sub);
+        std::fs::create_dir_all(&sub).unwrap();
+        build_extension("counter", interp, &sub)
+    });
+    (a, b)
+}

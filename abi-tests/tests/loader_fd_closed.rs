@@ -6,19 +6,15 @@
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 
-use ftshim_abi_tests::corpus::libpython_global;
-use ftshim_abi_tests::{build_extension, interpreters, scratch};
+use ftshim_abi_tests::corpus::{libpython_global, two_counter_builds};
+use ftshim_abi_tests::interpreters;
 use ftshim_loader::{self as loader, Code, OpenError};
 
 #[test]
 fn a_kept_descriptor_closed_by_other_code_is_noticed_and_refused() {
     let ft = &interpreters().ft;
     libpython_global(ft);
-    let dir = scratch("loader-fd-closed");
-    let (a, b) = (dir.join("a"), dir.join("b"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    let (a, b) = (build_extension("counter", ft, &a), build_extension("counter", ft, &b));
+    let (a, b) = two_counter_builds("loader-fd-closed", ft);
     let target = ft.target();
     // SAFETY: the counter example; its initialisers are the C runtime's only.
     let first = unsafe { loader::open(&a, &target) }.unwrap_or_else(|e| panic!("{e}"));

@@ -92,12 +92,18 @@ fn a_module_named_cafe_is_accepted_and_imports_on_every_interpreter() {
     }
 }
 
+/// `dir/<minor>[t]`, created: one directory per interpreter.
+fn interp_dir(dir: &Path, interp: &Interpreter) -> PathBuf {
+    let sub = dir.join(format!("{}{}", interp.version.1, if interp.free_threaded { "t" } else { "" }));
+    std::fs::create_dir_all(&sub).unwrap();
+    sub
+}
+
 #[test]
 fn a_cafe_module_exporting_pyinit_cafe_is_refused_as_cpython_fails_to_import_it() {
     let dir = scratch("loader-names-wrong");
     for interp in [&interpreters().ft, &interpreters().gil313] {
-        let sub = dir.join(format!("{}{}", interp.version.1, if interp.free_threaded { "t" } else { "" }));
-        std::fs::create_dir_all(&sub).unwrap();
+        let sub = interp_dir(&dir, interp);
         let wrong = build_c_source("café", &cafe_source("PyInit_café"), interp, &sub);
         let (_, err, ok) = python(interp, &sub, &format!("{IMPORT}import café"));
         assert!(!ok);
@@ -159,8 +165,7 @@ fn dashes_and_names_over_200_bytes_are_looked_up_as_cpython_does() {
 fn a_module_name_that_is_not_utf8_is_refused_as_cpython_cannot_import_it() {
     let dir = scratch("loader-names-bytes");
     for interp in [&interpreters().ft, &interpreters().gil313] {
-        let sub = dir.join(format!("{}{}", interp.version.1, if interp.free_threaded { "t" } else { "" }));
-        std::fs::create_dir_all(&sub).unwrap();
+        let sub = interp_dir(&dir, interp);
         // '\udcff' (the byte 0xff, surrogate-escaped) in punycode is `1c0c`: the module exports
         // the entry point CPython would look up, if it got that far.
         let built = build_c_source("x", &cafe_source("PyInitU_1c0c"), interp, &sub);

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ftshim_abi_tests::build::compiler;
-use ftshim_abi_tests::corpus::{libpython_global, mapped_file, mapped_files};
+use ftshim_abi_tests::corpus::{libpython_global, mapped_file, mapped_files, two_counter_builds};
 use ftshim_abi_tests::{
     BuildOptions, Interpreter, artifacts, build_extension, c_program, interpreters, output_within, scratch,
     write_source,
@@ -204,11 +204,7 @@ fn a_module_opened_again_is_reused_and_refused_once_rewritten_in_place() {
 fn files_opened_one_after_another_each_get_their_own_module() {
     let ft = &interpreters().ft;
     libpython_global(ft);
-    let dir = scratch("loader-races-reuse");
-    let (a, b) = (dir.join("a"), dir.join("b"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    let (a, b) = (build_extension("counter", ft, &a), build_extension("counter", ft, &b));
+    let (a, b) = two_counter_builds("loader-races-reuse", ft);
     let target = ft.target();
     for path in [&a, &b, &a, &b] {
         // SAFETY: the counter example.
