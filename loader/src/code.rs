@@ -139,6 +139,16 @@ impl Refusal {
     pub fn new(code: Code, message: impl Into<String>) -> Refusal {
         Refusal { code, message: message.into() }
     }
+
+    /// As reported for the file being read: an I/O refusal's sentence gets `cannot read: ` in
+    /// front (the one wording of every failure to read a candidate); others are unchanged.
+    pub(crate) fn reading(self) -> Refusal {
+        if self.code.is_io() {
+            Refusal::new(self.code, format!("cannot read: {}", self.message))
+        } else {
+            self
+        }
+    }
 }
 
 #[cfg(test)]

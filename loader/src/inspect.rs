@@ -84,7 +84,7 @@ pub(crate) fn unreadable_report(path: &Path, target: &Target, unreadable: Refusa
     if let Err(why) = check_suffix(path, target, None) {
         refusals.push(Refusal::new(Code::SuffixMismatch, why));
     }
-    refusals.push(Refusal::new(unreadable.code, format!("cannot read: {}", unreadable.message)));
+    refusals.push(unreadable.reading());
     bare_report(path, refusals)
 }
 

@@ -220,26 +220,26 @@ fn fd_name(fd: i32) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{fd}"))
 }
 
-/// The `file-changed` refusal for a file whose stamp is now `now` (`None`: unchanged).
-fn changed(when: &str, then: &Stamp, now: &Stamp, after: &str) -> Option<Refusal> {
-    let found = then.differences(now)?;
-    Some(Refusal::new(
+/// The `file-changed` refusal for a file inspected as `then` and found as `found` `when`.
+fn changed_as(when: &str, then: &Stamp, found: &str, after: &str) -> Refusal {
+    Refusal::new(
         Code::FileChanged,
         format!(
             "the file changed {when}: expected it as it was inspected ({}), found {found}{after}",
             then.describe()
         ),
-    ))
+    )
+}
+
+/// The `file-changed` refusal for a file whose stamp is now `now` (`None`: unchanged).
+fn changed(when: &str, then: &Stamp, now: &Stamp, after: &str) -> Option<Refusal> {
+    then.differences(now).map(|found| changed_as(when, then, &found, after))
 }
 
 /// `fstat` of the open file compared with the inspected `stamp`.
 fn check(file: &File, stamp: &Stamp, when: &str, after: &str) -> Result<(), Failure> {
-    let now = file::stamp_of(file).map_err(|e| {
-        Failure::Refused(Refusal::new(
-            Code::FileChanged,
-            format!("the file changed {when}: expected it as it was inspected ({}), found that fstat fails: {e}{after}", stamp.describe()),
-        ))
-    })?;
+    let now = file::stamp_of(file)
+        .map_err(|e| Failure::Refused(changed_as(when, stamp, &format!("that fstat fails: {e}"), after)))?;
     changed(when, stamp, &now, after).map_or(Ok(()), |r| Err(Failure::Refused(r)))
 }
 

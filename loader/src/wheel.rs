@@ -77,8 +77,7 @@ pub fn inspect_wheel(path: &Path, target: &Target, host: &Host) -> Wheel {
     let source = match crate::file::open(path) {
         Ok(s) => s,
         Err(unreadable) => {
-            let why = format!("cannot read: {}", unreadable.message);
-            wheel.refusals.push(Refusal::new(unreadable.code, why));
+            wheel.refusals.push(unreadable.reading());
             return wheel;
         }
     };
@@ -89,12 +88,7 @@ pub fn inspect_wheel(path: &Path, target: &Target, host: &Host) -> Wheel {
     let wheel_meta = read_members(archive, &mut wheel, &mut overlay, &mut shared);
     // Whatever was read from a wheel that changed (or failed) while it was read is not reported.
     if let Err(refusal) = source.settle() {
-        let refusal = if refusal.code.is_io() {
-            Refusal::new(refusal.code, format!("cannot read: {}", refusal.message))
-        } else {
-            refusal
-        };
-        wheel.refusals = vec![refusal];
+        wheel.refusals = vec![refusal.reading()];
         return wheel;
     }
     finish(wheel, wheel_meta, &overlay, &shared, target, host)
