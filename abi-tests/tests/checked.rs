@@ -206,6 +206,31 @@ fn misused_section_ends_return_a_status_and_the_process_lives() {
     }
 }
 
+/// The object-section functions, whose 3.13t path does CPython 3.13's own section code in
+/// libftshim (docs/benchmarks.md): ending a section that is not the thread's innermost, or on
+/// another thread, is refused (-14) with both objects still locked; a thread that detaches with
+/// two sections open has both suspended and the top one resumed, and ending the top then resumes
+/// the one below (CPython's `_PyCriticalSection_Resume`); a section begun with checked mode off
+/// ends quietly after it was switched on. Objects' locks (`ob_mutex`) are read after each step.
+/// GIL builds: no-ops, no locks; the misplaced end ends its section (0), the later one -3.
+#[test]
+fn object_section_functions_keep_cpythons_stack_through_misuse_and_suspension() {
+    for (label, interp) in interpreters().all() {
+        let dir = scratch(&format!("checked-objects-{label}"));
+        build_extension_with("checked", interp, &dir, &BuildOptions::default());
+        let script = format!(
+            "{PRELUDE}class O: pass\na, b = O(), O()\nL = lambda: (c.olocked(a), c.olocked(b))\nprint('order', c.obegin(0, a), c.obegin(1, b), c.end(0), L(), c.end(1), c.end(0), L())\nc.obegin(2, a)\nr = []\nthread(lambda: r.append(c.end(2)))\nprint('thread', r[0], L(), c.end(2), L())\nprint('resume', c.obegin(0, a), c.obegin(1, b), c.detach(), L(), c.end(1), L(), c.end(0), L())\nprint('toggle', c.obegin(3, a), c.set_mode(1), c.end(3), L(), c.set_mode(0), c.findings())\n"
+        );
+        let (code, out, err) = run(interp, &dir, "0", &script);
+        let expected = if interp.free_threaded {
+            "order 0 0 -14 (1, 1) 0 0 (0, 0)\nthread -14 (1, 0) 0 (0, 0)\nresume 0 0 None (0, 1) 0 (1, 0) 0 (0, 0)\ntoggle 0 0 0 (0, 0) 0 []\n"
+        } else {
+            "order 0 0 0 (0, 0) 0 -3 (0, 0)\nthread 0 (0, 0) -3 (0, 0)\nresume 0 0 None (0, 0) 0 (0, 0) 0 (0, 0)\ntoggle 0 0 0 (0, 0) 0 []\n"
+        };
+        assert_eq!((code, out.as_str()), (0, expected), "{label}: {err}");
+    }
+}
+
 /// The stress tests of `tests/api.rs` (every kind of section and lock under two racing threads,
 /// opposite-order two-object transfers, a mutex held across Python code), their modules built
 /// with `-DFTSHIM_CHECKED` and run with `FTSHIM_CHECKED=abort`: exact results, exit 0, and not one

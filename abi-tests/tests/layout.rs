@@ -211,17 +211,34 @@ fn the_loader_structs_match_their_rust_definitions() {
 /// program built against the interpreter's headers (with `Py_GIL_DISABLED` when `ft_headers`:
 /// a 3.14t/3.15t header set from 3.14's/3.15's headers).
 fn macro_values(label: &str, interp: &Interpreter, ft_headers: bool, exprs: &[&str]) -> Vec<i128> {
+    macro_values_with(label, interp, ft_headers, None, exprs)
+}
+
+/// [`macro_values`], with CPython's internal header `internal` included too (compiled with
+/// `Py_BUILD_CORE`, as CPython compiles itself).
+fn macro_values_with(
+    label: &str,
+    interp: &Interpreter,
+    ft_headers: bool,
+    internal: Option<&str>,
+    exprs: &[&str],
+) -> Vec<i128> {
     let dir = scratch(&format!("layout-macros-{label}"));
     let body: String =
         exprs.iter().map(|e| format!("    printf(\"%lld\\n\", (long long)({e}));\n")).collect();
+    let include = internal.map(|h| format!("#include \"internal/{h}\"\n")).unwrap_or_default();
     let src = write_source(
         &dir,
         "values.c",
         &format!(
-            "#include <Python.h>\n#include <stddef.h>\n#include <stdio.h>\nint main(void) {{\n{body}    return 0;\n}}\n"
+            "#include <Python.h>\n{include}#include <stddef.h>\n#include <stdio.h>\nint main(void) {{\n{body}    return 0;\n}}\n"
         ),
     );
-    let extra = if ft_headers { vec!["-DPy_GIL_DISABLED=1".to_owned()] } else { vec![] };
+    let mut extra = if ft_headers { vec!["-DPy_GIL_DISABLED=1".to_owned()] } else { vec![] };
+    if internal.is_some() {
+        // CPython's internal headers are not written for -Wextra (unused parameters).
+        extra.extend(["-DPy_BUILD_CORE=1".to_owned(), "-Wno-unused-parameter".to_owned()]);
+    }
     let exe = c_program(&src, interp, &dir, &extra);
     let run = Command::new(&exe).output().unwrap();
     String::from_utf8_lossy(&run.stdout).lines().map(|l| l.parse().unwrap()).collect()
@@ -256,6 +273,7 @@ fn free_threaded_313t_layout_matches_the_constants() {
     check_ftshim_types(&l);
     assert_eq!(l.size("_object"), layout::FT_PYOBJECT_SIZE);
     assert_eq!(l.offset("_object::ob_tid"), layout::FT_OB_TID);
+    assert_eq!(l.offset("_object::ob_mutex"), layout::FT_OB_MUTEX);
     assert_eq!(l.offset("_object::ob_ref_local"), layout::FT_OB_REF_LOCAL);
     assert_eq!(l.offset("_object::ob_ref_shared"), layout::FT_OB_REF_SHARED);
     assert_eq!(l.offset("_object::ob_type"), layout::FT_OB_TYPE);
@@ -284,6 +302,7 @@ fn free_threaded_314t_315t_headers_match_the_constants() {
         check_ftshim_types(&l);
         assert_eq!(l.size("_object"), layout::FT_PYOBJECT_SIZE, "{key}");
         assert_eq!(l.offset("_object::ob_tid"), layout::FT_OB_TID, "{key}");
+        assert_eq!(l.offset("_object::ob_mutex"), layout::FT_OB_MUTEX, "{key}");
         assert_eq!(l.offset("_object::ob_ref_local"), layout::FT_OB_REF_LOCAL, "{key}");
         assert_eq!(l.offset("_object::ob_ref_shared"), layout::FT_OB_REF_SHARED, "{key}");
         assert_eq!(l.offset("_object::ob_type"), layout::FT_OB_TYPE, "{key}");
@@ -378,6 +397,26 @@ fn the_thread_state_critical_section_offsets_match_the_table() {
         );
         checked.push(format!("{label} {}", offsets[0]));
     }
+    // The tags of that field, from 3.13t's internal header (the direct section path of 3.13t
+    // tests the inactive tag; the innermost check strips both).
+    let ft = &interpreters().ft;
+    let tags = macro_values_with(
+        "3.13t-tags",
+        ft,
+        false,
+        Some("pycore_critical_section.h"),
+        &[
+            "_Py_CRITICAL_SECTION_INACTIVE",
+            "_Py_CRITICAL_SECTION_INACTIVE | _Py_CRITICAL_SECTION_TWO_MUTEXES",
+        ],
+    );
+    assert_eq!(
+        tags,
+        [
+            ftshim::critical_section::CRITICAL_SECTION_INACTIVE as i128,
+            ftshim::runtime::CRITICAL_SECTION_TAGS as i128
+        ]
+    );
     // 3.13t itself, and the 3.14t/3.15t header sets (plus any free-threaded extra interpreter).
     for expected in ["3.13t 176", "3.14t 176", "3.15t 200"] {
         assert!(checked.iter().any(|c| c == expected), "{expected} not checked: {checked:?}");

@@ -4,6 +4,11 @@
  *
  *   lock(i) / unlock(i) / trylock(i)   ftshim_mutex_lock/unlock/trylock on mutex i (0..3): status
  *   begin(s, i[, j]) / end(s)          a mutex section (two-mutex with j) in storage slot s (0..3)
+ *   obegin(s, obj)                     an object section on obj in storage slot s (end it with end)
+ *   olocked(obj)                       1 if obj's own lock (ob_mutex) is held now: FT builds only,
+ *                                      0 on GIL builds, which have none
+ *   detach()                           detaches the thread state and attaches it again, which
+ *                                      suspends the thread's open sections and resumes the top one
  *   mode() / set_mode(m) / clear()     ftshim_checked_mode / _set_mode / _clear
  *   findings()                         [(kind, [lock, ...], thread)]: a lock is "m<i>" for mutex i,
  *                                      "s<k>" for storage slot k, else its address
@@ -82,6 +87,40 @@ checked_begin(PyObject *Py_UNUSED(m), PyObject *args)
     }
     return PyLong_FromLong(
         ftshim_critical_section2_begin_mutex(&checked_storage[s], &checked_mutexes[i], &checked_mutexes[j]));
+}
+
+static PyObject *
+checked_obegin(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    int s;
+    PyObject *obj;
+    if (!PyArg_ParseTuple(args, "iO", &s, &obj)) {
+        return NULL;
+    }
+    if (s < 0 || s >= N) {
+        PyErr_SetString(PyExc_ValueError, "slot must be in [0, 4)");
+        return NULL;
+    }
+    return PyLong_FromLong(ftshim_critical_section_begin(&checked_storage[s], obj));
+}
+
+static PyObject *
+checked_olocked(PyObject *Py_UNUSED(m), PyObject *obj)
+{
+#ifdef Py_GIL_DISABLED
+    return PyLong_FromLong(__atomic_load_n(&obj->ob_mutex._bits, __ATOMIC_RELAXED) & 1);
+#else
+    (void)obj;
+    return PyLong_FromLong(0);
+#endif
+}
+
+static PyObject *
+checked_detach(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(a))
+{
+    Py_BEGIN_ALLOW_THREADS
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -198,6 +237,9 @@ static PyMethodDef checked_methods[] = {
     {"trylock", checked_trylock, METH_O, NULL},
     {"begin", checked_begin, METH_VARARGS, NULL},
     {"end", checked_end, METH_O, NULL},
+    {"obegin", checked_obegin, METH_VARARGS, NULL},
+    {"olocked", checked_olocked, METH_O, NULL},
+    {"detach", checked_detach, METH_NOARGS, NULL},
     {"mode", checked_mode, METH_NOARGS, NULL},
     {"set_mode", checked_set_mode, METH_O, NULL},
     {"clear", checked_clear, METH_NOARGS, NULL},

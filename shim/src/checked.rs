@@ -92,6 +92,21 @@ pub fn maybe() -> bool {
     MODE.load(Relaxed) != MODE_OFF
 }
 
+/// [`maybe`] with a SeqCst load: for re-reading the mode after a fast path was opened (see
+/// [`mode_stored`]).
+pub(crate) fn maybe_seqcst() -> bool {
+    MODE.load(SeqCst) != MODE_OFF
+}
+
+/// The mode was stored (SeqCst): the fast paths that fold the off switch into loads they make
+/// anyway follow it — the critical-section functions' published table and the mutex functions'
+/// expected values. Each re-reads the mode after opening, so concurrent changes end closed
+/// whenever the mode ends on.
+fn mode_stored(on: bool) {
+    runtime::checked_mode_changed(on);
+    crate::mutex::checked_mode_changed(on);
+}
+
 /// Is checking on? Reads the environment the first time.
 #[inline(always)]
 pub fn on() -> bool {
@@ -114,8 +129,10 @@ fn read_env() -> u8 {
             _ => MODE_REPORT,
         }
     };
-    let _ = MODE.compare_exchange(MODE_UNREAD, mode, Relaxed, Relaxed);
-    MODE.load(Relaxed)
+    let _ = MODE.compare_exchange(MODE_UNREAD, mode, SeqCst, SeqCst);
+    let mode = MODE.load(SeqCst);
+    mode_stored(mode != MODE_OFF);
+    mode
 }
 
 /// What a thread holds.
@@ -719,8 +736,8 @@ ftshim_boundary::export! {
     pub unsafe fn ftshim_checked_set_mode(mode: c_int) -> ftshim_status {
         match u8::try_from(mode) {
             Ok(m @ (MODE_OFF | MODE_REPORT | MODE_ABORT)) => {
-                MODE.store(m, std::sync::atomic::Ordering::SeqCst);
-                crate::runtime::checked_mode_changed(m != MODE_OFF);
+                MODE.store(m, SeqCst);
+                mode_stored(m != MODE_OFF);
                 FTSHIM_OK
             }
             _ => FTSHIM_ERR_INVALID_ARGUMENT,

@@ -10,8 +10,10 @@
 #![allow(non_camel_case_types)]
 
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicU8, Ordering::*};
 
 use crate::checked;
+use crate::mutex::ftshim_mutex;
 use crate::runtime::{self, Begin2Mutex, Innermost, PyMutex, PyObject, Sections};
 use crate::status::{
     FTSHIM_ERR_NO_RUNTIME, FTSHIM_ERR_NOT_ACTIVE, FTSHIM_ERR_OUT_OF_ORDER, FTSHIM_ERR_WOULD_DEADLOCK,
@@ -29,9 +31,10 @@ const STATE: usize = 7;
 /// The state word of an active section is `MAGIC + kind`; anything else (zero after an end,
 /// whatever uninitialised storage holds) is "not active".
 const MAGIC: usize = 0x6674_7368_696d_0000; // "ftshim\0\0"
-/// One-object section held through CPython (odd kinds end with `PyCriticalSection_End`).
+/// One-object section held through CPython (ends with `PyCriticalSection_End`).
 const ACTIVE_ONE: usize = MAGIC + 1;
-/// Two-object section held through CPython (even kinds end with `PyCriticalSection2_End`).
+/// Two-object section held through CPython (ends with `PyCriticalSection2_End`, as
+/// [`ACTIVE_TWO_MUTEX`] does).
 const ACTIVE_TWO: usize = MAGIC + 2;
 /// Mutex section held through CPython.
 const ACTIVE_MUTEX: usize = MAGIC + 3;
@@ -39,6 +42,18 @@ const ACTIVE_MUTEX: usize = MAGIC + 3;
 const ACTIVE_TWO_MUTEX: usize = MAGIC + 4;
 /// A section "held" on a GIL build, where sections are no-ops.
 const ACTIVE_NOOP: usize = MAGIC + 5;
+/// One-object section begun on the direct path ([`runtime::Direct`], 3.13t): CPython's own
+/// `PyCriticalSection` at offset 0 as CPython's inline code fills it, and in [`BEGUN_TSTATE`] and
+/// [`BEGUN_THREAD`] who began it; CPython's `PyCriticalSection_End` can end it too. Not `MAGIC`
+/// based: a sign-extended 32-bit value, which x86-64 stores and compares as an immediate, one
+/// instruction each on the hottest path (as unlikely in stale storage as any other fixed word).
+const ACTIVE_ONE_DIRECT: usize = 0xffff_ffff_f75b_0007;
+/// Word holding the `PyThreadState *` that began an [`ACTIVE_ONE_DIRECT`] section.
+const BEGUN_TSTATE: usize = 4;
+/// Word holding the thread pointer ([`thread_pointer`]) of the thread that began it.
+const BEGUN_THREAD: usize = 5;
+/// `_Py_CRITICAL_SECTION_INACTIVE`, the tag of a suspended section (layout.rs checks it).
+pub const CRITICAL_SECTION_INACTIVE: usize = 0x1;
 
 impl ftshim_critical_section {
     fn cpython_storage(&mut self) -> *mut c_void {
@@ -104,6 +119,118 @@ impl ftshim_critical_section {
         status
     }
 
+    /// `ftshim_critical_section_begin` on the direct path: what CPython 3.13's inline
+    /// `_PyCriticalSection_Begin` does (pycore_critical_section.h) — lock `op`'s `ob_mutex` with
+    /// one compare-and-swap and push the section on the thread's stack — so that the exported
+    /// function costs what CPython's own `PyCriticalSection_Begin` does instead of adding a call
+    /// layer to it. Anything else (a contended mutex, no thread state) is CPython's function.
+    /// Also records the thread state and thread, which let [`Self::end_direct`] check that the
+    /// section is the thread's innermost without a thread-local lookup.
+    ///
+    /// # Safety
+    /// `op` is a live object and the calling thread has an attached thread state (the header's
+    /// preconditions); the storage stays put until the end.
+    #[inline(always)]
+    unsafe fn begin_direct(&mut self, d: &runtime::Direct, op: *mut PyObject) -> ftshim_status {
+        // SAFETY: `op` is a live object; `ob_mutex` is its one-byte PyMutex at FT_OB_MUTEX
+        // (layout-checked), only ever accessed atomically.
+        let m = unsafe { &*op.cast::<u8>().add(crate::immortal::layout::FT_OB_MUTEX).cast::<AtomicU8>() };
+        if m.compare_exchange(0, 1, SeqCst, Relaxed).is_err() {
+            return self.begin_one(op);
+        }
+        self.storage[1] = m.as_ptr() as usize;
+        // SAFETY: PyThreadState_GetUnchecked has no preconditions.
+        let tstate = unsafe { (d.tstate)() };
+        if tstate.is_null() {
+            return self.begin_without_thread_state();
+        }
+        // SAFETY: `tstate` is this thread's attached thread state; `critical_section` is at
+        // DIRECT_TSTATE_CRITICAL_SECTION in 3.13 (layout-checked) and only this thread writes it.
+        let top = unsafe { tstate.cast::<u8>().add(runtime::DIRECT_TSTATE_CRITICAL_SECTION).cast::<usize>() };
+        // The order and values of CPython's `_PyCriticalSection_BeginMutex`: `_cs_mutex` (above),
+        // `_cs_prev`, then the thread's top.
+        // SAFETY: as above.
+        self.storage[0] = unsafe { top.read() };
+        // SAFETY: as above.
+        unsafe { top.write(self as *mut Self as usize) };
+        self.storage[BEGUN_TSTATE] = tstate as usize;
+        self.storage[BEGUN_THREAD] = thread_pointer();
+        self.storage[STATE] = ACTIVE_ONE_DIRECT;
+        FTSHIM_OK
+    }
+
+    /// [`Self::begin_direct`] locked `storage[1]`, the object's mutex, and then found no thread
+    /// state (against the header's precondition): unlock it, and do what CPython's function does.
+    #[cold]
+    #[inline(never)]
+    fn begin_without_thread_state(&mut self) -> ftshim_status {
+        let m = self.storage[1];
+        // SAFETY: begin_direct stored the object's mutex, which this call locked.
+        let _ = unsafe { &*(m as *const ftshim_mutex) }.unlock();
+        self.begin_one((m - crate::immortal::layout::FT_OB_MUTEX) as *mut PyObject)
+    }
+
+    /// `ftshim_critical_section_begin` off the direct path, through CPython's function.
+    #[inline(never)]
+    fn begin_one(&mut self, op: *mut PyObject) -> ftshim_status {
+        // SAFETY: storage is 64 bytes, pointer-aligned, and stays put until end (caller's
+        // contract); PyCriticalSection (16 B) fits at offset 0; `op` is live and a thread state
+        // is attached (caller's contract).
+        self.begin(ACTIVE_ONE, [std::ptr::null_mut(); 2], |s, storage| unsafe { (s.begin)(storage, op) })
+    }
+
+    /// `ftshim_critical_section_end` off the direct path.
+    #[inline(never)]
+    fn end_general(&mut self, state: usize) -> ftshim_status {
+        if let (ACTIVE_ONE..=ACTIVE_TWO_MUTEX | ACTIVE_ONE_DIRECT, Some(s)) =
+            (state, runtime::fast_sections())
+        {
+            return self.end_cpython(state, s);
+        }
+        self.end_slow(state)
+    }
+
+    /// `ftshim_critical_section_end` of an [`ACTIVE_ONE_DIRECT`] section on the direct path: what
+    /// CPython 3.13's inline `_PyCriticalSection_End` does when the mutex has no parked waiter
+    /// (including resuming the section below when it is suspended). False (nothing done) whenever any of that or the
+    /// checks does not hold; the caller then takes the general path, which reads the thread
+    /// state and hands the rest to CPython.
+    ///
+    /// Innermost-ness without a thread-local lookup: the section is the top of the stack of the
+    /// thread state that began it, untagged (so that thread state is attached: detaching tags
+    /// the top inactive), and the calling thread is the one that began it (its thread pointer,
+    /// unique among live threads) — so that thread state is the calling thread's.
+    #[inline(always)]
+    fn end_direct(&mut self) -> bool {
+        let me = self as *mut Self as usize;
+        if self.storage[BEGUN_THREAD] != thread_pointer() {
+            return false;
+        }
+        let top =
+            (self.storage[BEGUN_TSTATE] as *mut u8).wrapping_add(runtime::DIRECT_TSTATE_CRITICAL_SECTION);
+        let top = top.cast::<usize>();
+        // SAFETY: this thread began the section with this thread state, which is alive while the
+        // thread is (the header's precondition: sections end on the thread that began them,
+        // before it exits); its `critical_section` is only written by this thread.
+        if unsafe { top.read() } != me {
+            return false;
+        }
+        // SAFETY: `_cs_mutex` is the live object's one-byte mutex locked by begin.
+        let m = unsafe { &*(self.storage[1] as *const AtomicU8) };
+        if m.compare_exchange(1, 0, SeqCst, Relaxed).is_err() {
+            return false;
+        }
+        // CPython's `_PyCriticalSection_Pop`.
+        let prev = self.storage[0];
+        // SAFETY: as above.
+        unsafe { top.write(prev) };
+        self.storage[STATE] = 0;
+        if prev & CRITICAL_SECTION_INACTIVE != 0 {
+            resume(self.storage[BEGUN_TSTATE]);
+        }
+        true
+    }
+
     /// The calling thread's innermost section as CPython records it (`PyThreadState`'s tagged
     /// `critical_section`), untagged; 0 without a thread state.
     #[inline(always)]
@@ -123,7 +250,7 @@ impl ftshim_critical_section {
     #[cold]
     #[inline(never)]
     fn end_refused_by_checker(&mut self, state: usize) -> bool {
-        if !checked::on() || !(ACTIVE_ONE..=ACTIVE_NOOP).contains(&state) {
+        if !checked::on() || !(ACTIVE_ONE..=ACTIVE_NOOP).contains(&state) && state != ACTIVE_ONE_DIRECT {
             return false;
         }
         let innermost = match state {
@@ -142,7 +269,7 @@ impl ftshim_critical_section {
             return FTSHIM_ERR_OUT_OF_ORDER;
         }
         self.storage[STATE] = 0;
-        let end = if (state - MAGIC) % 2 == 0 { s.end2 } else { s.end };
+        let end = if matches!(state, ACTIVE_TWO | ACTIVE_TWO_MUTEX) { s.end2 } else { s.end };
         // SAFETY: the state word said CPython began a section of this kind in this storage.
         unsafe { end(self.cpython_storage()) };
         FTSHIM_OK
@@ -157,7 +284,7 @@ impl ftshim_critical_section {
             return FTSHIM_ERR_OUT_OF_ORDER;
         }
         match state {
-            ACTIVE_ONE..=ACTIVE_TWO_MUTEX => {
+            ACTIVE_ONE..=ACTIVE_TWO_MUTEX | ACTIVE_ONE_DIRECT => {
                 // A CPython kind was recorded, so the runtime resolved with sections.
                 let Ok(Some(s)) = runtime::sections() else { return FTSHIM_ERR_NO_RUNTIME };
                 self.end_cpython(state, s)
@@ -179,10 +306,11 @@ ftshim_boundary::export! {
     ) -> ftshim_status {
         let cs = ftshim_boundary::try_mut!(cs);
         let op = ftshim_boundary::try_nonnull!(op);
-        // SAFETY: storage is 64 bytes, pointer-aligned, and stays put until end (caller's
-        // contract); PyCriticalSection (16 B) fits at offset 0; `op` is live and a thread state
-        // is attached (caller's contract).
-        cs.begin(ACTIVE_ONE, [std::ptr::null_mut(); 2], |s, storage| unsafe { (s.begin)(storage, op) })
+        if let Some(d) = runtime::fast_direct() {
+            // SAFETY: the header's preconditions, which begin_direct's are.
+            return unsafe { cs.begin_direct(d, op) };
+        }
+        cs.begin_one(op)
     }
 
     /// `ftshim_critical_section2_begin` — see include/ftshim.h.
@@ -228,10 +356,56 @@ ftshim_boundary::export! {
     pub unsafe fn ftshim_critical_section_end(cs: *mut ftshim_critical_section) -> ftshim_status {
         let cs = ftshim_boundary::try_mut!(cs);
         let state = cs.storage[STATE];
-        if let (ACTIVE_ONE..=ACTIVE_TWO_MUTEX, Some(s)) = (state, runtime::fast_sections()) {
-            return cs.end_cpython(state, s);
+        // Only a section begun while checked mode was off is direct, and the checker never
+        // saw it begin, so its end needs no checked-mode test.
+        if state == ACTIVE_ONE_DIRECT && cs.end_direct() {
+            return FTSHIM_OK;
         }
-        cs.end_slow(state)
+        cs.end_general(state)
+    }
+}
+
+/// The end of a direct section uncovered a suspended one: CPython's `_PyCriticalSection_Resume`
+/// re-takes it, as at the end of CPython's own `_PyCriticalSection_Pop`.
+#[cold]
+#[inline(never)]
+fn resume(tstate: usize) {
+    // A direct section was begun, so the runtime is resolved with a direct path.
+    if let Some(d) = runtime::direct() {
+        // SAFETY: `tstate` is the calling thread's attached thread state (see end_direct), whose
+        // top section is suspended.
+        unsafe { (d.resume)(tstate as *mut c_void) };
+    }
+}
+
+/// A value unique to the calling thread among live threads, read without a call: the thread
+/// pointer (x86-64: `%fs:0`, which the psABI's TLS layout makes the thread control block's own
+/// address; AArch64: `TPIDR_EL0`), else `pthread_self()`.
+#[inline(always)]
+fn thread_pointer() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let tp: usize;
+        // SAFETY: reads the word at %fs:0, which glibc and musl point at the TCB itself on every
+        // thread (the x86-64 TLS ABI's requirement); no memory is written.
+        unsafe {
+            std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags))
+        };
+        tp
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let tp: usize;
+        // SAFETY: reads the thread pointer register; no memory is touched.
+        unsafe {
+            std::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nostack, nomem, preserves_flags))
+        };
+        tp
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        // SAFETY: pthread_self has no preconditions.
+        unsafe { libc::pthread_self() as usize }
     }
 }
 

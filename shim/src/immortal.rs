@@ -20,6 +20,8 @@ use crate::status::{
 pub mod layout {
     /// FT 3.13t: `uintptr_t ob_tid` offset.
     pub const FT_OB_TID: usize = 0;
+    /// FT 3.13t: `PyMutex ob_mutex` offset (the object's lock, which critical sections take).
+    pub const FT_OB_MUTEX: usize = 10;
     /// FT 3.13t: `uint32_t ob_ref_local` offset.
     pub const FT_OB_REF_LOCAL: usize = 12;
     /// FT 3.13t: `Py_ssize_t ob_ref_shared` offset.

@@ -69,14 +69,11 @@ impl ftshim_mutex {
         FTSHIM_OK
     }
 
-    /// [`Self::lock`] when checked mode may be on: refuses a re-lock by the holder (`FTSHIM_ERR_WOULD_DEADLOCK`)
+    /// [`Self::lock`] in checked mode: refuses a re-lock by the holder (`FTSHIM_ERR_WOULD_DEADLOCK`)
     /// and records the lock order ([`checked`]).
     #[cold]
     #[inline(never)]
     fn lock_checked(&self) -> ftshim_status {
-        if !checked::on() {
-            return self.lock();
-        }
         let addr = self.as_pymutex() as usize;
         if checked::before_lock(addr).is_err() {
             return FTSHIM_ERR_WOULD_DEADLOCK;
@@ -90,7 +87,7 @@ impl ftshim_mutex {
     #[cold]
     #[inline(never)]
     fn unlock_checked(&self) -> ftshim_status {
-        if checked::on() && self.is_locked() {
+        if self.is_locked() {
             checked::unlocking(self.as_pymutex() as usize);
         }
         self.unlock()
@@ -253,14 +250,64 @@ impl Default for ftshim_mutex {
     }
 }
 
+/// The expected values of the exported functions' compare-and-swaps, read from memory instead of
+/// written as constants: while checked mode may be on (and before the environment was read) they
+/// hold [`NEVER`], a value the mutex byte never holds, so every fast-path compare-and-swap fails and
+/// the call goes to its out-of-line path, where the checker is. Loading the expected value costs
+/// the instruction that would have put the constant in the register, so checked mode being off
+/// costs the exported functions nothing ([`checked_mode_changed`] keeps them in step).
+static LOCK_EXPECTS: AtomicU8 = AtomicU8::new(NEVER);
+/// See [`LOCK_EXPECTS`]: `LOCKED` while checked mode is off.
+static UNLOCK_EXPECTS: AtomicU8 = AtomicU8::new(NEVER);
+/// Only bits 0 and 1 are ever set.
+const NEVER: u8 = 0xff;
+
+/// Checked mode may have changed (`on`: may be on now): the exported fast paths follow. Called
+/// with the mode already stored; when switching off, the mode is read again afterwards (SeqCst on
+/// both sides), so a concurrent switch on cannot leave the fast paths open while it is on.
+#[cold]
+pub(crate) fn checked_mode_changed(on: bool) {
+    let open = |open: bool| {
+        LOCK_EXPECTS.store(if open { 0 } else { NEVER }, SeqCst);
+        UNLOCK_EXPECTS.store(if open { LOCKED } else { NEVER }, SeqCst);
+    };
+    open(!on);
+    if !on && checked::maybe_seqcst() {
+        open(false);
+    }
+}
+
+/// `ftshim_mutex_lock` after its compare-and-swap failed: contention, checked mode (or the mode
+/// not read yet). `extern "C"`, so it cannot unwind (it has no panic path; one would abort): the
+/// export can then reach it by a tail call with no unwind guard around it.
+#[cold]
+#[inline(never)]
+extern "C" fn lock_cold(m: &ftshim_mutex) -> ftshim_status {
+    if checked::on() {
+        return m.lock_checked();
+    }
+    m.lock()
+}
+
+/// `ftshim_mutex_unlock` after its compare-and-swap failed: parked waiters, not locked, checked
+/// mode (or the mode not read yet). `extern "C"` for the reason given at [`lock_cold`].
+#[cold]
+#[inline(never)]
+extern "C" fn unlock_cold(m: &ftshim_mutex) -> ftshim_status {
+    if checked::on() {
+        return m.unlock_checked();
+    }
+    m.unlock()
+}
+
 ftshim_boundary::export! {
     /// `ftshim_mutex_lock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_lock(m: *mut ftshim_mutex) -> ftshim_status {
         let m = ftshim_boundary::try_ref!(m);
-        if checked::maybe() {
-            return m.lock_checked();
+        if m.bits.compare_exchange(LOCK_EXPECTS.load(Relaxed), LOCKED, Acquire, Relaxed).is_ok() {
+            return FTSHIM_OK;
         }
-        m.lock()
+        lock_cold(m)
     }
 
     /// `ftshim_mutex_init` — see include/ftshim.h (ABI 1.1).
@@ -272,10 +319,10 @@ ftshim_boundary::export! {
     /// `ftshim_mutex_unlock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_unlock(m: *mut ftshim_mutex) -> ftshim_status {
         let m = ftshim_boundary::try_ref!(m);
-        if checked::maybe() {
-            return m.unlock_checked();
+        if m.bits.compare_exchange(UNLOCK_EXPECTS.load(Relaxed), 0, Release, Relaxed).is_ok() {
+            return FTSHIM_OK;
         }
-        m.unlock()
+        unlock_cold(m)
     }
 
     /// `ftshim_mutex_trylock` — see include/ftshim.h.

@@ -31,6 +31,10 @@ pub type PyMutex = u8;
 /// CPython's critical-section functions (3.13+, acting only on FT builds).
 #[derive(Debug, Clone, Copy)]
 pub struct Sections {
+    /// The one-object section functions' direct path ([`crate::critical_section`]): `Some` on
+    /// 3.13t only, the free-threaded version whose inline section code it transcribes and which
+    /// runs here.
+    pub direct: Option<Direct>,
     /// `PyCriticalSection_Begin(PyCriticalSection *, PyObject *)`.
     pub begin: unsafe extern "C" fn(*mut c_void, *mut PyObject),
     /// `PyCriticalSection_End(PyCriticalSection *)`; also ends a mutex section.
@@ -60,6 +64,22 @@ pub struct Innermost {
     /// `offsetof(PyThreadState, critical_section)` for the running version.
     pub offset: usize,
 }
+
+/// What the direct path of the one-object section functions needs (3.13t).
+#[derive(Debug, Clone, Copy)]
+pub struct Direct {
+    /// `PyThreadState *PyThreadState_GetUnchecked(void)`.
+    pub tstate: unsafe extern "C" fn() -> *mut c_void,
+    /// `void _PyCriticalSection_Resume(PyThreadState *)` (exported by 3.13t): re-takes the
+    /// thread's top section after a pop uncovered a suspended one.
+    pub resume: unsafe extern "C" fn(*mut c_void),
+}
+
+/// `offsetof(PyThreadState, critical_section)` on 3.13t, the only version with a [`Direct`]
+/// path (the table below has it too; a const assertion ties the two).
+pub const DIRECT_TSTATE_CRITICAL_SECTION: usize = 176;
+const _: () = assert!(TSTATE_CRITICAL_SECTION[0].0.0 == 3 && TSTATE_CRITICAL_SECTION[0].0.1 == 13);
+const _: () = assert!(TSTATE_CRITICAL_SECTION[0].1 == DIRECT_TSTATE_CRITICAL_SECTION);
 
 /// `offsetof(PyThreadState, critical_section)` on free-threaded builds, by `(major, minor)`:
 /// 176 on 3.13t and 3.14t, 200 on 3.15t (layout.rs compiles `offsetof` against each header set).
@@ -226,6 +246,9 @@ static SLOT: Slot = Slot(UnsafeCell::new(MaybeUninit::uninit()));
 /// ([`fast_sections`]), which also tells them checked mode is off, so being off costs them
 /// nothing. [`checked_mode_changed`] keeps it in step with the mode.
 static FAST: AtomicPtr<Sections> = AtomicPtr::new(std::ptr::null_mut());
+/// `&SLOT`'s [`Direct`] path whenever [`FAST`] is published and the runtime has one (3.13t), else
+/// null: `ftshim_critical_section_begin`'s fast path is this one load ([`fast_direct`]).
+static FAST_DIRECT: AtomicPtr<Direct> = AtomicPtr::new(std::ptr::null_mut());
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 const UNINIT: u8 = 0;
 const BUSY: u8 = 1;
@@ -261,24 +284,49 @@ pub fn fast_sections() -> Option<&'static Sections> {
     unsafe { FAST.load(Ordering::Acquire).as_ref() }
 }
 
+/// The direct path of `ftshim_critical_section_begin` ([`Direct`]) when it is resolved (3.13t)
+/// and checked mode is off; `None` otherwise. One acquire load.
+#[inline(always)]
+pub fn fast_direct() -> Option<&'static Direct> {
+    // SAFETY: non-null only as a pointer to the `Direct` inside SLOT, never written again.
+    unsafe { FAST_DIRECT.load(Ordering::Acquire).as_ref() }
+}
+
+/// The resolved runtime's direct section path ([`Direct`], 3.13t), whatever checked mode says;
+/// `None` before the runtime is resolved. For ending sections the direct path began.
+#[inline(always)]
+pub fn direct() -> Option<&'static Direct> {
+    if STATE.load(Ordering::Acquire) != READY {
+        return None;
+    }
+    // SAFETY: READY observed with acquire ordering: SLOT is written and never written again.
+    let rt = unsafe { (*SLOT.0.get()).assume_init_ref() };
+    rt.as_ref().ok()?.sections.as_ref()?.direct.as_ref()
+}
+
 /// Checked mode was set (`on`) or cleared: [`fast_sections`] follows. SeqCst, with the mode's
-/// store before it, so that [`init`] and a concurrent mode change cannot leave the fast path open
-/// while checked mode is on. Never resolves the runtime itself: before [`init`] there is nothing
+/// store before it and, when opening, the mode read again after it, so that [`init`] and a
+/// concurrent mode change cannot leave the fast path open while checked mode is on. Never resolves the runtime itself: before [`init`] there is nothing
 /// to publish, and init publishes.
 #[cold]
 pub(crate) fn checked_mode_changed(on: bool) {
-    let resolved = || {
-        if STATE.load(Ordering::Acquire) != READY {
-            return std::ptr::null_mut();
-        }
-        // SAFETY: READY observed with acquire ordering: SLOT is written and never written again.
-        let rt = unsafe { (*SLOT.0.get()).assume_init_ref() };
-        rt.as_ref()
-            .ok()
-            .and_then(|rt| rt.sections.as_ref())
-            .map_or(std::ptr::null_mut(), |s| (s as *const Sections).cast_mut())
+    fn ptr<T>(r: Option<&'static T>) -> *mut T {
+        r.map_or(std::ptr::null_mut(), |r| std::ptr::from_ref(r).cast_mut())
+    }
+    let open = |sections: Option<&'static Sections>| {
+        FAST.store(ptr(sections), Ordering::SeqCst);
+        FAST_DIRECT.store(ptr(sections.and_then(|s| s.direct.as_ref())), Ordering::SeqCst);
     };
-    FAST.store(if on { std::ptr::null_mut() } else { resolved() }, Ordering::SeqCst);
+    if on || STATE.load(Ordering::Acquire) != READY {
+        return open(None);
+    }
+    // SAFETY: READY observed with acquire ordering: SLOT is written and never written again.
+    let rt = unsafe { (*SLOT.0.get()).assume_init_ref() };
+    open(rt.as_ref().ok().and_then(|rt| rt.sections.as_ref()));
+    // Switching off raced with a switch on: close again (the mode was stored before this call).
+    if crate::checked::maybe_seqcst() {
+        open(None);
+    }
 }
 
 #[cold]
@@ -293,10 +341,6 @@ fn init() {
             STATE.store(READY, Ordering::Release);
             if !crate::checked::on() {
                 checked_mode_changed(false);
-                // A mode change may have run between the test and the store.
-                if crate::checked::maybe() {
-                    checked_mode_changed(true);
-                }
             }
         }
         Err(_) => {
@@ -351,7 +395,14 @@ fn resolve() -> Result<Runtime, RuntimeError> {
             }
             None => None,
         };
+        let direct = match innermost {
+            Some(top) if host.version() == (3, 13) => {
+                Some(Direct { tstate: top.tstate, resume: require!(v, c"_PyCriticalSection_Resume") })
+            }
+            _ => None,
+        };
         Some(Sections {
+            direct,
             innermost,
             begin: require!(v, c"PyCriticalSection_Begin"),
             end: require!(v, c"PyCriticalSection_End"),
