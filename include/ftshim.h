@@ -29,6 +29,19 @@
 #  define FTSHIM_NO_INLINE 1
 #endif
 
+/* The hottest functions below (sections, mutex lock/unlock) are declared with GCC's `noplt`
+ * where it exists: a call from position-independent code then jumps through the GOT entry
+ * directly instead of through a PLT stub, one jump fewer per call (the symbol is then bound when
+ * the module is loaded, which CPython's RTLD_NOW does anyway). Other compilers ignore it. */
+#if defined(__has_attribute)
+#  if __has_attribute(noplt)
+#    define FTSHIM__NOPLT __attribute__((noplt))
+#  endif
+#endif
+#ifndef FTSHIM__NOPLT
+#  define FTSHIM__NOPLT
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -145,13 +158,13 @@ typedef struct ftshim_mutex {
  * then suspends the thread's other sections, as CPython does). GIL: locks nothing.
  * Statuses: FTSHIM_OK; FTSHIM_ERR_NULL_ARGUMENT (cs or op NULL: nothing done);
  * FTSHIM_ERR_NO_RUNTIME (no CPython in the process: nothing done). */
-ftshim_status ftshim_critical_section_begin(ftshim_critical_section *cs, PyObject *op);
+FTSHIM__NOPLT ftshim_status ftshim_critical_section_begin(ftshim_critical_section *cs, PyObject *op);
 
 /* Begins a critical section on two objects (for operations that touch both, like a transfer).
  * FT: CPython's two-object section: locks the lower address first, `a == b` locks once.
  * GIL: locks nothing. Statuses: as ftshim_critical_section_begin (any of cs, a, b NULL gives
  * FTSHIM_ERR_NULL_ARGUMENT). */
-ftshim_status ftshim_critical_section2_begin(ftshim_critical_section *cs, PyObject *a, PyObject *b);
+FTSHIM__NOPLT ftshim_status ftshim_critical_section2_begin(ftshim_critical_section *cs, PyObject *a, PyObject *b);
 
 /* Begins a critical section on an ftshim_mutex instead of an object's own lock, for state that
  * is not one Python object (a module-level table, a C struct shared by several objects).
@@ -163,7 +176,7 @@ ftshim_status ftshim_critical_section2_begin(ftshim_critical_section *cs, PyObje
  * a GIL build a mutex section does NOT exclude a thread that holds the same mutex through
  * ftshim_mutex_lock and has released the GIL (for I/O or Python code); pick one of the two ways
  * for each mutex. Statuses: as ftshim_critical_section_begin. */
-ftshim_status ftshim_critical_section_begin_mutex(ftshim_critical_section *cs, ftshim_mutex *m);
+FTSHIM__NOPLT ftshim_status ftshim_critical_section_begin_mutex(ftshim_critical_section *cs, ftshim_mutex *m);
 
 /* ABI 1.1. Begins a critical section on two ftshim_mutexes (state guarded by two mutexes, such as
  * a transfer between two tables). FT 3.14+: CPython's PyCriticalSection2_BeginMutex. FT 3.13
@@ -174,7 +187,7 @@ ftshim_status ftshim_critical_section_begin_mutex(ftshim_critical_section *cs, f
  * GIL builds: locks nothing (as ftshim_critical_section_begin_mutex). End it with
  * ftshim_critical_section_end. Statuses: as ftshim_critical_section_begin (any of cs, m1, m2
  * NULL gives FTSHIM_ERR_NULL_ARGUMENT). */
-ftshim_status ftshim_critical_section2_begin_mutex(ftshim_critical_section *cs, ftshim_mutex *m1, ftshim_mutex *m2);
+FTSHIM__NOPLT ftshim_status ftshim_critical_section2_begin_mutex(ftshim_critical_section *cs, ftshim_mutex *m1, ftshim_mutex *m2);
 
 /* Ends the section of any kind begun on `cs`. Statuses: FTSHIM_OK; FTSHIM_ERR_NULL_ARGUMENT
  * (cs NULL); FTSHIM_ERR_NOT_ACTIVE (cs holds no active section: nothing released);
@@ -182,7 +195,7 @@ ftshim_status ftshim_critical_section2_begin_mutex(ftshim_critical_section *cs, 
  * one begun after it is still open, or it was begun on another thread; nothing released; checked
  * on free-threaded 3.13-3.15, and in checked mode on every build). In checked mode the mutex forms of begin also return FTSHIM_ERR_WOULD_DEADLOCK
  * (nothing begun) for a mutex the thread holds through ftshim_mutex_lock. */
-ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
+FTSHIM__NOPLT ftshim_status ftshim_critical_section_end(ftshim_critical_section *cs);
 
 /* Statement macros, the counterparts of CPython's Py_BEGIN_CRITICAL_SECTION family:
  *
@@ -332,16 +345,16 @@ ftshim_status ftshim_mutex_init(ftshim_mutex *m);
 
 /* Locks `m`, waiting as described above. Statuses: FTSHIM_OK; FTSHIM_ERR_NULL_ARGUMENT;
  * FTSHIM_ERR_WOULD_DEADLOCK (checked mode only: the calling thread holds it; nothing done). */
-ftshim_status ftshim_mutex_lock(ftshim_mutex *m);
+FTSHIM__NOPLT ftshim_status ftshim_mutex_lock(ftshim_mutex *m);
 
 /* Unlocks `m` and wakes one waiter if any. Statuses: FTSHIM_OK; FTSHIM_ERR_NULL_ARGUMENT;
  * FTSHIM_ERR_NOT_LOCKED (it was not locked: nothing changed). Ownership is not recorded: unlock
  * from the thread that locked it. */
-ftshim_status ftshim_mutex_unlock(ftshim_mutex *m);
+FTSHIM__NOPLT ftshim_status ftshim_mutex_unlock(ftshim_mutex *m);
 
 /* Locks `m` if it is free, never waits. Statuses: FTSHIM_OK (now held); FTSHIM_ERR_BUSY (held by
  * someone, including the calling thread: nothing changed); FTSHIM_ERR_NULL_ARGUMENT. */
-ftshim_status ftshim_mutex_trylock(ftshim_mutex *m);
+FTSHIM__NOPLT ftshim_status ftshim_mutex_trylock(ftshim_mutex *m);
 
 /* 1 if `m` is locked at the moment of the call, 0 if not (and 0 for NULL). A snapshot, for
  * assertions and diagnostics; another thread may change it right after. */
