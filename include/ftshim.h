@@ -132,7 +132,12 @@ const char *ftshim_status_str(ftshim_status status);
  *    stable-ABI object sections. (The mutex form on 3.13t, which CPython has no macro for, calls CPython's exported
  *    _PyCriticalSection_BeginSlow and PyCriticalSection_End directly, like the function does.)
  *  - the functions, with caller-provided storage, for callers that cannot use the macros (other
- *    languages, code generators). They act on whatever interpreter is running.
+ *    languages, code generators, the limited API). They act on whatever interpreter is running.
+ *    On 3.13t the one-object begin/end do CPython 3.13's own section code inside libftshim (a
+ *    compare-and-swap on the object's lock, a push on the thread's stack of sections) rather
+ *    than calling CPython's functions: a begin+end pair costs 1.14x the macro's instructions
+ *    there (docs/benchmarks.md). Contention, and every other kind and version, go through
+ *    CPython's own functions.
  *
  * Preconditions for both: the calling thread has an attached Python thread state (it holds the
  * GIL on a GIL build); objects are live; sections end in the reverse order they began, on the
