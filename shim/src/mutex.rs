@@ -93,16 +93,6 @@ impl ftshim_mutex {
         self.unlock()
     }
 
-    /// After a successful trylock, in checked mode: the thread holds it (no lock-order edge: a
-    /// trylock cannot deadlock).
-    #[cold]
-    #[inline(never)]
-    fn trylocked_checked(&self) {
-        if checked::on() {
-            checked::locked(self.as_pymutex() as usize);
-        }
-    }
-
     /// Unlocks; `FTSHIM_ERR_NOT_LOCKED` (nothing changed) when it was not locked.
     #[inline(always)]
     pub fn unlock(&self) -> ftshim_status {
@@ -300,6 +290,19 @@ extern "C" fn unlock_cold(m: &ftshim_mutex) -> ftshim_status {
     m.unlock()
 }
 
+/// `ftshim_mutex_trylock` after its compare-and-swap failed: held, parked waiters, checked mode
+/// (or the mode not read yet). In checked mode a successful trylock makes the thread the holder
+/// (no lock-order edge: a trylock cannot deadlock). `extern "C"` as [`lock_cold`].
+#[cold]
+#[inline(never)]
+extern "C" fn trylock_cold(m: &ftshim_mutex) -> ftshim_status {
+    let status = m.try_lock();
+    if status == FTSHIM_OK && checked::on() {
+        checked::locked(m.as_pymutex() as usize);
+    }
+    status
+}
+
 ftshim_boundary::export! {
     /// `ftshim_mutex_lock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_lock(m: *mut ftshim_mutex) -> ftshim_status {
@@ -328,11 +331,10 @@ ftshim_boundary::export! {
     /// `ftshim_mutex_trylock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_trylock(m: *mut ftshim_mutex) -> ftshim_status {
         let m = ftshim_boundary::try_ref!(m);
-        let status = m.try_lock();
-        if status == FTSHIM_OK && checked::maybe() {
-            m.trylocked_checked();
+        if m.bits.compare_exchange(LOCK_EXPECTS.load(Relaxed), LOCKED, Acquire, Relaxed).is_ok() {
+            return FTSHIM_OK;
         }
-        status
+        trylock_cold(m)
     }
 
     /// `ftshim_mutex_is_locked` — see include/ftshim.h.
