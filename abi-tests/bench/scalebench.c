@@ -1,0 +1,178 @@
+/*
+ * scalebench — `make bench`'s scaling figure (driver: scaling.py): a start gate, a timed window and
+ * a C-level call loop, so worker threads start together, stop together and are timed in C.
+ * Built for every interpreter; it knows nothing about the workload it drives (extensions/cache).
+ *
+ *   scalebench.arm(parties)        reset the gate for `parties` workers (before starting them)
+ *   scalebench.arrive()            worker: wait, thread state detached, until the window opens
+ *   scalebench.stopped()           -> True once the window has closed
+ *   scalebench.calls(fn, args)     worker: arrive(), then call fn(a) for a in args, round and
+ *                                  round, until the window closes -> (calls made, CPU ns the
+ *                                  thread used meanwhile)
+ *   scalebench.thread_cpu_ns()     -> CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID)
+ *   scalebench.window(parties, s)  main thread: wait until `parties` workers have arrived, open
+ *                                  the window, sleep s seconds, close it -> its length in ns
+ *
+ * The calls loop is what the interpreter does for `for a in args: fn(a)` minus the bytecode:
+ * a vectorcall of fn with one argument and a decref of the result, so the difference between it
+ * and the same loop in Python is the interpreter's share. A worker's CPU time over the window
+ * says whether it really ran for all of it (another process, or the GIL, takes it off the CPU).
+ */
+#define PY_SSIZE_T_CLEAN
+#include "ftshim.h"
+
+#include <sched.h>
+#include <time.h>
+
+static int parties_wanted;
+static int arrived;
+static int open_;
+static int closed;
+
+static long long
+clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static PyObject *
+scalebench_arm(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    long parties = PyLong_AsLong(arg);
+    if (parties == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (parties < 1 || parties > 64) {
+        return PyErr_Format(PyExc_ValueError, "parties is %ld, expected 1..64", parties);
+    }
+    __atomic_store_n(&parties_wanted, (int)parties, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&arrived, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&open_, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&closed, 0, __ATOMIC_SEQ_CST);
+    Py_RETURN_NONE;
+}
+
+/* Counts this thread in and waits for the window with the thread state detached (so on a GIL build
+ * the other workers and the main thread can reach the gate too). */
+static void
+arrive(void)
+{
+    Py_BEGIN_ALLOW_THREADS
+    __atomic_add_fetch(&arrived, 1, __ATOMIC_SEQ_CST);
+    while (!__atomic_load_n(&open_, __ATOMIC_ACQUIRE)) {
+        sched_yield();
+    }
+    Py_END_ALLOW_THREADS
+}
+
+static PyObject *
+scalebench_arrive(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    arrive();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+scalebench_stopped(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(__atomic_load_n(&closed, __ATOMIC_RELAXED));
+}
+
+static PyObject *
+scalebench_calls(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *fn, *items;
+    if (!PyArg_ParseTuple(args, "OO!:calls", &fn, &PyTuple_Type, &items)) {
+        return NULL;
+    }
+    Py_ssize_t len = PyTuple_GET_SIZE(items);
+    if (len == 0) {
+        return PyErr_Format(PyExc_ValueError, "calls needs at least one argument to call fn with");
+    }
+    arrive();
+    long long cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    long long calls = 0;
+    while (!__atomic_load_n(&closed, __ATOMIC_RELAXED)) {
+        for (Py_ssize_t i = 0; i < len; i++) {
+            PyObject *arg = PyTuple_GET_ITEM(items, i);
+            PyObject *result = PyObject_Vectorcall(fn, &arg, 1, NULL);
+            if (result == NULL) {
+                return NULL;
+            }
+            Py_DECREF(result);
+        }
+        calls += len;
+    }
+    return Py_BuildValue("(LL)", calls, clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0);
+}
+
+static PyObject *
+scalebench_thread_cpu_ns(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(clock_ns(CLOCK_THREAD_CPUTIME_ID));
+}
+
+static PyObject *
+scalebench_window(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    int parties;
+    double seconds;
+    if (!PyArg_ParseTuple(args, "id:window", &parties, &seconds)) {
+        return NULL;
+    }
+    if (parties != __atomic_load_n(&parties_wanted, __ATOMIC_SEQ_CST)) {
+        return PyErr_Format(PyExc_ValueError, "window(%d, ...) after arm(%d)", parties, parties_wanted);
+    }
+    if (!(seconds > 0.0 && seconds < 60.0)) {
+        return PyErr_Format(PyExc_ValueError, "seconds is %f, expected (0, 60)", seconds);
+    }
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    long long t0, t1;
+    Py_BEGIN_ALLOW_THREADS
+    while (__atomic_load_n(&arrived, __ATOMIC_ACQUIRE) < parties) {
+        sched_yield();
+    }
+    t0 = clock_ns(CLOCK_MONOTONIC);
+    __atomic_store_n(&open_, 1, __ATOMIC_RELEASE);
+    nanosleep(&ts, NULL);
+    __atomic_store_n(&closed, 1, __ATOMIC_RELEASE);
+    t1 = clock_ns(CLOCK_MONOTONIC);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLongLong(t1 - t0);
+}
+
+static PyMethodDef scalebench_methods[] = {
+    {"arm", scalebench_arm, METH_O, "arm(parties): reset the gate for that many workers"},
+    {"arrive", scalebench_arrive, METH_NOARGS, "arrive(): wait until the window opens"},
+    {"stopped", scalebench_stopped, METH_NOARGS, "stopped() -> True once the window has closed"},
+    {"calls", scalebench_calls, METH_VARARGS, "calls(fn, args) -> (calls made in the window, CPU ns)"},
+    {"thread_cpu_ns", scalebench_thread_cpu_ns, METH_NOARGS, "thread_cpu_ns() -> this thread's CPU ns"},
+    {"window", scalebench_window, METH_VARARGS, "window(parties, seconds) -> the window's ns"},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+scalebench_exec(PyObject *module)
+{
+    (void)module;
+    return ftshim_check_abi_version() < 0 ? -1 : 0;
+}
+
+static PyModuleDef_Slot scalebench_slots[] = {
+    {Py_mod_exec, (void *)scalebench_exec},
+    FTSHIM_MOD_GIL_NOT_USED_SLOT
+    {0, NULL},
+};
+
+static struct PyModuleDef scalebench_module = {
+    PyModuleDef_HEAD_INIT, .m_name = "scalebench", .m_size = 0, .m_methods = scalebench_methods,
+    .m_slots = scalebench_slots,
+};
+
+PyMODINIT_FUNC
+PyInit_scalebench(void)
+{
+    return PyModuleDef_Init(&scalebench_module);
+}

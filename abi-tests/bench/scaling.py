@@ -1,0 +1,87 @@
+"""Driver for `make bench`'s scaling figure: the cache extension (extensions/cache) at 1 and 2
+threads, each thread on its own Cache ("distinct") or all on one ("shared").
+
+Usage: scaling.py SECONDS ROUNDS
+
+The operation is a cache hit, `Cache.get(key)`, cycling over KEYS keys (small ints: immortal, so
+the keys add no reference-count traffic); the values are strings made by the thread that fills the
+cache (each worker its own for "distinct", the main thread for "shared"). Two loops call it:
+
+  c        scalebench.calls: the same vectorcall the interpreter makes, from a C loop
+  python   `for k in keys: get(k)` in Python (what a user's code pays on top)
+
+Every worker gets its own bound method and key tuple; all wait at scalebench's gate and run
+until scalebench.window closes it, so the threads overlap for the whole window, which is timed
+in C. Each worker also measures the CPU time its thread used in the window: their sum over
+threads x window is the CPU share, 1.0 when every thread ran for the whole window, less when
+another process (or the GIL) kept one off the CPU. Rounds are interleaved (every configuration
+once per round); each keeps its best round. Prints one line per loop and configuration:
+
+  <loop>.<threads>.<layout>=<calls per second>,<fewest calls by a thread>,<most>,<CPU share>
+"""
+import sys
+import threading
+
+import cache
+import scalebench
+
+KEYS = 64
+LOOPS = ("c", "python")
+CONFIGS = ((1, "distinct"), (2, "distinct"), (2, "shared"))
+
+
+def filled_cache():
+    c = cache.Cache()
+    for k in range(KEYS):
+        c.set(k, f"value-{k}")
+    return c
+
+
+def worker(loop, shared, out, i):
+    c = filled_cache() if shared is None else shared
+    get = c.get
+    keys = tuple(range(KEYS))
+    if loop == "c":
+        out[i] = scalebench.calls(get, keys)
+        return
+    stopped, cpu = scalebench.stopped, scalebench.thread_cpu_ns
+    n = 0
+    scalebench.arrive()
+    cpu0 = cpu()
+    while not stopped():
+        for k in keys:
+            get(k)
+        n += KEYS
+    out[i] = (n, cpu() - cpu0)
+
+
+def run(loop, threads, layout, seconds):
+    shared = filled_cache() if layout == "shared" else None
+    out = [(0, 0)] * threads
+    scalebench.arm(threads)
+    workers = [threading.Thread(target=worker, args=(loop, shared, out, i)) for i in range(threads)]
+    for t in workers:
+        t.start()
+    ns = scalebench.window(threads, seconds)
+    for t in workers:
+        t.join()
+    calls = [c for c, _ in out]
+    share = sum(t for _, t in out) / (threads * ns)
+    return sum(calls) / (ns / 1e9), min(calls), max(calls), share
+
+
+def main():
+    seconds, rounds = float(sys.argv[1]), int(sys.argv[2])
+    best = {}
+    for _ in range(rounds):
+        for loop in LOOPS:
+            for threads, layout in CONFIGS:
+                key = f"{loop}.{threads}.{layout}"
+                result = run(loop, threads, layout, seconds)
+                if key not in best or result[0] > best[key][0]:
+                    best[key] = result
+    for key, (rate, lo, hi, share) in best.items():
+        print(f"{key}={rate:.1f},{lo},{hi},{share:.3f}")
+
+
+main()
