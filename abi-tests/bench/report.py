@@ -141,24 +141,33 @@ def region(doc, png_link):
 
     sc = need(doc, "scaling")
     goal = need(sc, "goal")
-    out += ["", f"Scaling: {sc['workload']}; calls per second, each configuration a {sc['window_s']} s window"
-            f" (threads start at a gate, the window is timed in C), best of {sc['rounds']} interleaved rounds;"
-            " ratio = 2 threads / 1 thread (the limit is 2.0 with 2 or more CPUs); per thread = fewest and most"
+    out += ["", f"Scaling: {sc['workload']}; each configuration a {sc['window_s']} s window (the threads start"
+            f" at a gate, the window is timed in C), best of {sc['rounds']} interleaved rounds. Ratio = calls/s"
+            " at 2 threads / at 1 thread (the limit is 2.0 with 2 or more CPUs); per thread = fewest and most"
             " calls made by one thread; cpu = the CPU time the threads used / (threads x window), 1.00 when"
-            " every thread ran for the whole window.", ""]
+            " every thread ran for the whole window; switches = context switches in the window, voluntary (a"
+            " thread waited: the mutex, the GIL) / involuntary (another process took the CPU).", ""]
     rows = []
     for r in need(sc, "results"):
         for loop, v in need(r, "loops").items():
-            one, d, s = v["threads_1"], v["threads_2_distinct"], v["threads_2_shared"]
-            rows.append([r["interpreter"], r["version"], LOOP_NAMES.get(loop, loop),
-                         rate(one["calls_per_s"]), fmt(one["cpu_share"], ".2f"),
-                         rate(d["calls_per_s"]), f"{d['min_thread_calls']:,} / {d['max_thread_calls']:,}",
-                         fmt(d["cpu_share"], ".2f"), fmt(v["ratio_distinct"], ".2f"),
-                         rate(s["calls_per_s"]), f"{s['min_thread_calls']:,} / {s['max_thread_calls']:,}",
-                         fmt(s["cpu_share"], ".2f"), fmt(v["ratio_shared"], ".2f")])
-    out += table(["interpreter", "version", "loop", "1 thread", "cpu", "2 threads, distinct", "per thread",
-                  "cpu", "ratio", "2 threads, shared", "per thread", "cpu", "ratio"], rows,
-                 ["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])
+            for name, key, ratio_key in (("1", "threads_1", None), ("2, distinct", "threads_2_distinct", "ratio_distinct"),
+                                         ("2, shared", "threads_2_shared", "ratio_shared")):
+                x = need(v, key)
+                rows.append([f"{r['interpreter']} ({r['version']})", LOOP_NAMES.get(loop, loop), name,
+                             rate(x["calls_per_s"]), fmt(v[ratio_key], ".2f") if ratio_key else "",
+                             f"{x['min_thread_calls']:,} / {x['max_thread_calls']:,}", fmt(x["cpu_share"], ".2f"),
+                             f"{x['voluntary_switches']:,} / {x['involuntary_switches']:,}"])
+    out += table(["interpreter", "loop", "threads, caches", "calls/s", "ratio", "per thread", "cpu", "switches"],
+                 rows, ["---", "---", "---", "---:", "---:", "---:", "---:", "---:"])
+    load = [f"{fmt(r['other_processes_cpus'], '.2f')} during the {r['interpreter']} run" for r in need(sc, "results")]
+    out += ["", "CPUs other processes kept busy on average (/proc/stat less the bench's own CPU time): "
+            + ", ".join(load) + "; more than a few hundredths means the windows competed with them."]
+    limit = min(need(doc, "cpus"), 2)
+    over = [f"{r['interpreter']} {LOOP_NAMES.get(loop, loop)}" for r in sc["results"] for loop, v in r["loops"].items()
+            if any(number(v[k]) and v[k] > limit * 1.01 for k in ("ratio_distinct", "ratio_shared"))]
+    if over:
+        out += ["", f"Above the {limit}.0 limit ({', '.join(over)}): something else slowed the 1-thread windows"
+                " of this run."]
     verdicts = []
     for r in need(sc, "results"):
         if r["interpreter"] == goal["interpreter"]:

@@ -7,21 +7,25 @@
  *   scalebench.arrive()            worker: wait, thread state detached, until the window opens
  *   scalebench.stopped()           -> True once the window has closed
  *   scalebench.calls(fn, args)     worker: arrive(), then call fn(a) for a in args, round and
- *                                  round, until the window closes -> (calls made, CPU ns the
- *                                  thread used meanwhile)
- *   scalebench.thread_cpu_ns()     -> CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID)
+ *                                  round, until the window closes -> (calls made, and what
+ *                                  thread_usage() grew by meanwhile: CPU ns, switches)
+ *   scalebench.thread_usage()      -> (CPU ns, voluntary and involuntary context switches) the
+ *                                  calling thread has had so far
  *   scalebench.window(parties, s)  main thread: wait until `parties` workers have arrived, open
  *                                  the window, sleep s seconds, close it -> its length in ns
  *
  * The calls loop is what the interpreter does for `for a in args: fn(a)` minus the bytecode:
  * a vectorcall of fn with one argument and a decref of the result, so the difference between it
- * and the same loop in Python is the interpreter's share. A worker's CPU time over the window
- * says whether it really ran for all of it (another process, or the GIL, takes it off the CPU).
+ * and the same loop in Python is the interpreter's share. A worker's usage over the window says
+ * whether it really ran for all of it: CPU time short of the window with voluntary switches means
+ * it waited (parked on a lock, or for the GIL); involuntary switches mean another process took
+ * its CPU.
  */
 #define PY_SSIZE_T_CLEAN
 #include "ftshim.h"
 
 #include <sched.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static int parties_wanted;
@@ -35,6 +39,28 @@ clock_ns(clockid_t clock)
     struct timespec ts;
     clock_gettime(clock, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* What the calling thread has used so far: CPU time, and context switches it asked for (waits)
+ * and that were forced on it (preemption). */
+struct usage {
+    long long cpu_ns;
+    long long voluntary;
+    long long involuntary;
+};
+
+static void
+thread_usage(struct usage *u)
+{
+    struct rusage ru;
+    u->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+        u->voluntary = ru.ru_nvcsw;
+        u->involuntary = ru.ru_nivcsw;
+    }
+    else {
+        u->voluntary = u->involuntary = -1;
+    }
 }
 
 static PyObject *
@@ -92,7 +118,8 @@ scalebench_calls(PyObject *Py_UNUSED(module), PyObject *args)
         return PyErr_Format(PyExc_ValueError, "calls needs at least one argument to call fn with");
     }
     arrive();
-    long long cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    struct usage before, after;
+    thread_usage(&before);
     long long calls = 0;
     while (!__atomic_load_n(&closed, __ATOMIC_RELAXED)) {
         for (Py_ssize_t i = 0; i < len; i++) {
@@ -105,13 +132,17 @@ scalebench_calls(PyObject *Py_UNUSED(module), PyObject *args)
         }
         calls += len;
     }
-    return Py_BuildValue("(LL)", calls, clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0);
+    thread_usage(&after);
+    return Py_BuildValue("(LLLL)", calls, after.cpu_ns - before.cpu_ns, after.voluntary - before.voluntary,
+                         after.involuntary - before.involuntary);
 }
 
 static PyObject *
-scalebench_thread_cpu_ns(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+scalebench_thread_usage(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
-    return PyLong_FromLongLong(clock_ns(CLOCK_THREAD_CPUTIME_ID));
+    struct usage u;
+    thread_usage(&u);
+    return Py_BuildValue("(LLL)", u.cpu_ns, u.voluntary, u.involuntary);
 }
 
 static PyObject *
@@ -147,8 +178,8 @@ static PyMethodDef scalebench_methods[] = {
     {"arm", scalebench_arm, METH_O, "arm(parties): reset the gate for that many workers"},
     {"arrive", scalebench_arrive, METH_NOARGS, "arrive(): wait until the window opens"},
     {"stopped", scalebench_stopped, METH_NOARGS, "stopped() -> True once the window has closed"},
-    {"calls", scalebench_calls, METH_VARARGS, "calls(fn, args) -> (calls made in the window, CPU ns)"},
-    {"thread_cpu_ns", scalebench_thread_cpu_ns, METH_NOARGS, "thread_cpu_ns() -> this thread's CPU ns"},
+    {"calls", scalebench_calls, METH_VARARGS, "calls(fn, args) -> (calls, CPU ns, voluntary, involuntary)"},
+    {"thread_usage", scalebench_thread_usage, METH_NOARGS, "thread_usage() -> (CPU ns, voluntary, involuntary)"},
     {"window", scalebench_window, METH_VARARGS, "window(parties, seconds) -> the window's ns"},
     {NULL, NULL, 0, NULL},
 };

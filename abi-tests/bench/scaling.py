@@ -12,12 +12,13 @@ cache (each worker its own for "distinct", the main thread for "shared"). Two lo
 
 Every worker gets its own bound method and key tuple; all wait at scalebench's gate and run
 until scalebench.window closes it, so the threads overlap for the whole window, which is timed
-in C. Each worker also measures the CPU time its thread used in the window: their sum over
-threads x window is the CPU share, 1.0 when every thread ran for the whole window, less when
-another process (or the GIL) kept one off the CPU. Rounds are interleaved (every configuration
-once per round); each keeps its best round. Prints one line per loop and configuration:
+in C. Each worker also measures what its thread used in the window: CPU time (summed over the
+threads and divided by threads x window: the CPU share, 1.0 when every thread ran for the whole
+window) and context switches, voluntary (it waited: parked on the cache's mutex, or for the GIL)
+and involuntary (another process took its CPU). Rounds are interleaved (every configuration once
+per round); each keeps its best round. Prints one line per loop and configuration:
 
-  <loop>.<threads>.<layout>=<calls per second>,<fewest calls by a thread>,<most>,<CPU share>
+  <loop>.<threads>.<layout>=<calls/s>,<fewest calls by a thread>,<most>,<CPU share>,<voluntary>,<involuntary>
 """
 import sys
 import threading
@@ -44,20 +45,20 @@ def worker(loop, shared, out, i):
     if loop == "c":
         out[i] = scalebench.calls(get, keys)
         return
-    stopped, cpu = scalebench.stopped, scalebench.thread_cpu_ns
+    stopped, usage = scalebench.stopped, scalebench.thread_usage
     n = 0
     scalebench.arrive()
-    cpu0 = cpu()
+    before = usage()
     while not stopped():
         for k in keys:
             get(k)
         n += KEYS
-    out[i] = (n, cpu() - cpu0)
+    out[i] = (n,) + tuple(b - a for a, b in zip(before, usage()))
 
 
 def run(loop, threads, layout, seconds):
     shared = filled_cache() if layout == "shared" else None
-    out = [(0, 0)] * threads
+    out = [(0, 0, 0, 0)] * threads
     scalebench.arm(threads)
     workers = [threading.Thread(target=worker, args=(loop, shared, out, i)) for i in range(threads)]
     for t in workers:
@@ -65,9 +66,10 @@ def run(loop, threads, layout, seconds):
     ns = scalebench.window(threads, seconds)
     for t in workers:
         t.join()
-    calls = [c for c, _ in out]
-    share = sum(t for _, t in out) / (threads * ns)
-    return sum(calls) / (ns / 1e9), min(calls), max(calls), share
+    calls = [o[0] for o in out]
+    share = sum(o[1] for o in out) / (threads * ns)
+    voluntary, involuntary = sum(o[2] for o in out), sum(o[3] for o in out)
+    return sum(calls) / (ns / 1e9), min(calls), max(calls), share, voluntary, involuntary
 
 
 def main():
@@ -80,8 +82,8 @@ def main():
                 result = run(loop, threads, layout, seconds)
                 if key not in best or result[0] > best[key][0]:
                     best[key] = result
-    for key, (rate, lo, hi, share) in best.items():
-        print(f"{key}={rate:.1f},{lo},{hi},{share:.3f}")
+    for key, (rate, lo, hi, share, voluntary, involuntary) in best.items():
+        print(f"{key}={rate:.1f},{lo},{hi},{share:.3f},{voluntary},{involuntary}")
 
 
 main()

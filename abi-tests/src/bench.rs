@@ -51,6 +51,10 @@ pub struct Rate {
     /// The CPU time the threads used in the window / (threads x window): 1.0 when every thread
     /// ran for the whole window; less when something (another process, the GIL) kept one off.
     pub cpu_share: f64,
+    /// Context switches the threads asked for in the window (waits: the mutex, the GIL).
+    pub voluntary_switches: u64,
+    /// Context switches forced on them (another process wanted the CPU).
+    pub involuntary_switches: u64,
 }
 
 impl Rate {
@@ -60,6 +64,8 @@ impl Rate {
             "min_thread_calls": self.min_thread,
             "max_thread_calls": self.max_thread,
             "cpu_share": self.cpu_share,
+            "voluntary_switches": self.voluntary_switches,
+            "involuntary_switches": self.involuntary_switches,
         })
     }
 }
@@ -98,6 +104,53 @@ pub struct Scaling {
     pub free_threaded: bool,
     /// Each of [`SCALING_LOOPS`] with its results, in that order.
     pub loops: Vec<(&'static str, LoopScaling)>,
+    /// How many CPUs other processes kept busy, on average, while the driver ran ([`CpuClock`]).
+    pub other_cpus: f64,
+}
+
+/// Busy CPU time of the whole machine (`/proc/stat`: user, nice, system, irq, softirq, steal, all
+/// CPUs) and of this process with its waited-for children (`getrusage`), at one moment. Between
+/// two readings, the difference of the two is what other processes used: on a shared machine,
+/// what competed with the measured threads.
+pub struct CpuClock {
+    machine: f64,
+    ours: f64,
+    at: std::time::Instant,
+}
+
+impl CpuClock {
+    /// Reads both clocks now. Panics if `/proc/stat` cannot be read (Linux only, as the bench is).
+    pub fn now() -> CpuClock {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_else(|e| panic!("/proc/stat: {e}"));
+        let line = stat.lines().find(|l| l.starts_with("cpu ")).expect("/proc/stat has a cpu line");
+        let jiffies: Vec<f64> = line.split_whitespace().skip(1).map(|x| x.parse().unwrap_or(0.0)).collect();
+        // user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
+        let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| jiffies.get(i)).sum();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let rusage = |who| {
+            // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: `ru` is a valid, writable rusage.
+            let rc = unsafe { libc::getrusage(who, &mut ru) };
+            assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            secs(ru.ru_utime) + secs(ru.ru_stime)
+        };
+        CpuClock {
+            machine: busy / hz,
+            ours: rusage(libc::RUSAGE_SELF) + rusage(libc::RUSAGE_CHILDREN),
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// CPUs other processes kept busy on average since `self` (never below 0: the two clocks
+    /// tick at different granularities).
+    pub fn other_cpus(&self) -> f64 {
+        let now = CpuClock::now();
+        let other = (now.machine - self.machine) - (now.ours - self.ours);
+        (other / now.at.duration_since(self.at).as_secs_f64()).max(0.0)
+    }
 }
 
 /// The interpreter's full version (`platform.python_version()`, "3.13.5"), run in `dir`.
@@ -125,7 +178,9 @@ pub fn scaling(seconds: f64, rounds: u32) -> Vec<Scaling> {
             build_module(&gate, "scalebench", interp, &dir, &BuildOptions::default());
             let (secs, rounds) = (seconds.to_string(), rounds.to_string());
             let mut cmd = python_command(&interp.executable, &dir, &[driver, &secs, &rounds]);
+            let clock = CpuClock::now();
             let out = run_ok(&mut cmd, limit, &format!("scaling.py on {label}"));
+            let other_cpus = clock.other_cpus();
             let values = parse_kv(&out.stdout);
             let rate = |key: String| -> Rate {
                 let text = values.get(&key).unwrap_or_else(|| {
@@ -136,16 +191,18 @@ pub fn scaling(seconds: f64, rounds: u32) -> Vec<Scaling> {
                 });
                 let fields: Vec<&str> = text.split(',').collect();
                 let parsed = || -> Option<Rate> {
-                    let [rate, min, max, share] = fields[..] else { return None };
+                    let [rate, min, max, share, voluntary, involuntary] = fields[..] else { return None };
                     Some(Rate {
                         calls_per_s: rate.parse().ok()?,
                         min_thread: min.parse().ok()?,
                         max_thread: max.parse().ok()?,
                         cpu_share: share.parse().ok()?,
+                        voluntary_switches: voluntary.parse().ok()?,
+                        involuntary_switches: involuntary.parse().ok()?,
                     })
                 };
                 parsed().unwrap_or_else(|| {
-                    panic!("scaling.py on {label}: {key}={text} is not <calls per s>,<min>,<max>,<CPU share>")
+                    panic!("scaling.py on {label}: {key}={text} is not <calls/s>,<min>,<max>,<CPU share>,<voluntary>,<involuntary>")
                 })
             };
             let loops = SCALING_LOOPS
@@ -162,6 +219,7 @@ pub fn scaling(seconds: f64, rounds: u32) -> Vec<Scaling> {
                 version: python_version(interp, &dir),
                 free_threaded: interp.free_threaded,
                 loops,
+                other_cpus,
             }
         })
         .collect()
@@ -191,6 +249,7 @@ pub fn scaling_json(results: &[Scaling], seconds: f64, rounds: u32) -> serde_jso
                 "interpreter": s.label,
                 "version": s.version,
                 "free_threaded": s.free_threaded,
+                "other_processes_cpus": s.other_cpus,
                 "loops": loops,
             })
         })

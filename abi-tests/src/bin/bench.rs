@@ -156,30 +156,43 @@ fn scaling() -> Vec<Scaling> {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!("\nscaling: {SCALING_WORKLOAD}");
     println!(
-        "  {SCALING_SECONDS} s windows x best of {SCALING_ROUNDS} interleaved rounds, threads started at a gate, timed in C; calls/s, ratio = 2 threads / 1 thread (limit 2.0 with {cpus} CPUs), cpu = CPU time the threads got / (threads x window), per thread = fewest/most calls by one thread"
+        "  {SCALING_SECONDS} s windows x best of {SCALING_ROUNDS} interleaved rounds, threads started at a gate, timed in C; calls/s, ratio = 2 threads / 1 thread (limit 2.0 with {cpus} CPUs); cpu = CPU time the threads got / (threads x window); sw = context switches voluntary/involuntary; per thread = fewest/most calls"
     );
     let results = bench::scaling(SCALING_SECONDS, SCALING_ROUNDS);
     let m = |x: f64| x / 1e6;
     for s in &results {
         for (name, l) in &s.loops {
+            let usage = |r: bench::Rate| {
+                format!("cpu {:.2}, sw {}/{}", r.cpu_share, r.voluntary_switches, r.involuntary_switches)
+            };
             let two = |r: bench::Rate, ratio: f64| {
                 format!(
-                    "{:>6.2}M ratio {ratio:.2} (cpu {:.2}, per thread {:.2}M/{:.2}M)",
+                    "{:>6.2}M ratio {ratio:.2} ({}, per thread {:.2}M/{:.2}M)",
                     m(r.calls_per_s),
-                    r.cpu_share,
+                    usage(r),
                     m(r.min_thread as f64),
                     m(r.max_thread as f64)
                 )
             };
             println!(
-                "  {:<6} {name:<6}  1 thread {:>6.2}M (cpu {:.2})  2 distinct {}  2 shared {}",
+                "  {:<6} {name:<6}  1 thread   {:>6.2}M ({})",
                 s.label,
                 m(l.one.calls_per_s),
-                l.one.cpu_share,
-                two(l.distinct, l.ratio_distinct()),
-                two(l.shared, l.ratio_shared())
+                usage(l.one)
             );
+            println!("  {:<6} {name:<6}  2 distinct {}", s.label, two(l.distinct, l.ratio_distinct()));
+            println!("  {:<6} {name:<6}  2 shared   {}", s.label, two(l.shared, l.ratio_shared()));
+            if l.ratio_distinct() > 2.02 || l.ratio_shared() > 2.02 {
+                println!(
+                    "  {:<6} {name:<6}  a ratio above the 2.0 limit: something else slowed the 1-thread windows",
+                    s.label
+                );
+            }
         }
+        println!(
+            "  {:<6} other processes kept {:.2} CPUs busy on average meanwhile (/proc/stat less this bench's own CPU time)",
+            s.label, s.other_cpus
+        );
     }
     for s in results.iter().filter(|s| s.label == "3.13t") {
         let verdicts: Vec<String> = s
