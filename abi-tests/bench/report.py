@@ -146,18 +146,28 @@ def region(doc, png_link):
             " at 2 threads / at 1 thread (the limit is 2.0 with 2 or more CPUs); per thread = fewest and most"
             " calls made by one thread; cpu = the CPU time the threads used / (threads x window), 1.00 when"
             " every thread ran for the whole window; switches = context switches in the window, voluntary (a"
-            " thread waited: the mutex, the GIL) / involuntary (another process took the CPU).", ""]
+            " thread waited: the mutex, the GIL) / involuntary (another process took the CPU). The control runs"
+            " the C loop on a cache of its own in 1 and in 2 separate processes over one window: the same code"
+            " sharing nothing, not even the interpreter, so its ratio is what this machine allowed at the time.",
+            ""]
     rows = []
+
+    def row(r, loop, name, x, ratio_value):
+        rows.append([f"{r['interpreter']} ({r['version']})", loop, name, rate(x["calls_per_s"]),
+                     fmt(ratio_value, ".2f") if ratio_value != "" else "",
+                     f"{x['min_thread_calls']:,} / {x['max_thread_calls']:,}", fmt(x["cpu_share"], ".2f"),
+                     f"{x['voluntary_switches']:,} / {x['involuntary_switches']:,}"])
+
     for r in need(sc, "results"):
         for loop, v in need(r, "loops").items():
-            for name, key, ratio_key in (("1", "threads_1", None), ("2, distinct", "threads_2_distinct", "ratio_distinct"),
-                                         ("2, shared", "threads_2_shared", "ratio_shared")):
-                x = need(v, key)
-                rows.append([f"{r['interpreter']} ({r['version']})", LOOP_NAMES.get(loop, loop), name,
-                             rate(x["calls_per_s"]), fmt(v[ratio_key], ".2f") if ratio_key else "",
-                             f"{x['min_thread_calls']:,} / {x['max_thread_calls']:,}", fmt(x["cpu_share"], ".2f"),
-                             f"{x['voluntary_switches']:,} / {x['involuntary_switches']:,}"])
-    out += table(["interpreter", "loop", "threads, caches", "calls/s", "ratio", "per thread", "cpu", "switches"],
+            name = LOOP_NAMES.get(loop, loop)
+            row(r, name, "1 thread", need(v, "threads_1"), "")
+            row(r, name, "2 threads, distinct caches", need(v, "threads_2_distinct"), v["ratio_distinct"])
+            row(r, name, "2 threads, one shared cache", need(v, "threads_2_shared"), v["ratio_shared"])
+        c = need(r, "control")
+        row(r, "control: C loop", "1 process", need(c, "threads_1"), "")
+        row(r, "control: C loop", "2 processes", need(c, "threads_2"), c["ratio"])
+    out += table(["interpreter", "loop", "run by", "calls/s", "ratio", "per thread", "cpu", "switches"],
                  rows, ["---", "---", "---", "---:", "---:", "---:", "---:", "---:"])
     load = [f"{fmt(r['other_processes_cpus'], '.2f')} during the {r['interpreter']} run" for r in need(sc, "results")]
     out += ["", "CPUs other processes kept busy on average (/proc/stat less the bench's own CPU time): "
@@ -219,7 +229,7 @@ def bar_labels(ax, bars, spec):
 
 def figure(doc, png):
     plt.rcParams.update({"font.size": 9, "axes.titlesize": 10})
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 4.6), dpi=100, gridspec_kw={"width_ratios": [6, 6, 4]})
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 4.6), dpi=100, gridspec_kw={"width_ratios": [5, 5, 6]})
     width = 0.38
 
     pairs = need(doc, "pairs")
@@ -249,19 +259,30 @@ def figure(doc, png):
     a2.legend(loc="upper center", ncol=2, frameon=False)
 
     sc = need(doc, "scaling")
-    groups = [(r["interpreter"], loop, v) for r in need(sc, "results") for loop, v in r["loops"].items()]
-    xs = range(len(groups))
-    dist = [v["ratio_distinct"] if number(v["ratio_distinct"]) else 0 for _, _, v in groups]
-    shar = [v["ratio_shared"] if number(v["ratio_shared"]) else 0 for _, _, v in groups]
-    bar_labels(a3, a3.bar([x - width / 2 for x in xs], dist, width, color=DISTINCT, label="distinct caches"), ".2f")
-    bar_labels(a3, a3.bar([x + width / 2 for x in xs], shar, width, color=SHARED, label="one shared cache"), ".2f")
+    # Per interpreter: each loop's pair of bars (distinct, shared), then the control's bar.
+    ticks, names, dist, shar, ctrl = [], [], [], [], []
+    for r in need(sc, "results"):
+        for loop, v in need(r, "loops").items():
+            ticks.append(len(ticks))
+            names.append(f"{r['interpreter']}\n{LOOP_NAMES.get(loop, loop)}")
+            dist.append((ticks[-1], v["ratio_distinct"] if number(v["ratio_distinct"]) else 0))
+            shar.append((ticks[-1], v["ratio_shared"] if number(v["ratio_shared"]) else 0))
+        ticks.append(len(ticks))
+        names.append(f"{r['interpreter']}\ncontrol")
+        ratio_value = need(r, "control", "ratio")
+        ctrl.append((ticks[-1], ratio_value if number(ratio_value) else 0))
+    for bars, offset, color, label in ((dist, -width / 2, DISTINCT, "threads, distinct caches"),
+                                       (shar, width / 2, SHARED, "threads, one shared cache"),
+                                       (ctrl, 0, NATIVE, "control: 2 processes")):
+        bar_labels(a3, a3.bar([x + offset for x, _ in bars], [v for _, v in bars], width, color=color,
+                              label=label), ".2f")
     limit = need(doc, "cpus")
     a3.axhline(1.0, color="black", linewidth=0.8)
     a3.axhline(min(limit, 2), color="black", linewidth=0.8, linestyle=":", label=f"limit on {limit} CPUs")
     a3.axhline(sc["goal"]["ratio"], color=DISTINCT, linewidth=0.8, linestyle="--",
                label=f"goal {sc['goal']['ratio']}x ({sc['goal']['interpreter']}, distinct)")
-    a3.set_ylim(0, max([2.8] + [1.3 * v for v in dist + shar]))
-    a3.set_xticks(list(xs), [f"{i}\n{LOOP_NAMES.get(loop, loop)}" for i, loop, _ in groups])
+    a3.set_ylim(0, max([2.8] + [1.3 * v for _, v in dist + shar + ctrl]))
+    a3.set_xticks(ticks, names, fontsize=7)
     a3.set_ylabel("calls/s, 2 threads ÷ 1 thread")
     a3.set_title("Scaling: extensions/cache, 1 → 2 threads")
     a3.legend(loc="upper center", ncol=2, frameon=False, fontsize=7)

@@ -9,10 +9,15 @@
  *   scalebench.calls(fn, args)     worker: arrive(), then call fn(a) for a in args, round and
  *                                  round, until the window closes -> (calls made, and what
  *                                  thread_usage() grew by meanwhile: CPU ns, switches)
- *   scalebench.thread_usage()      -> (CPU ns, voluntary and involuntary context switches) the
- *                                  calling thread has had so far
  *   scalebench.window(parties, s)  main thread: wait until `parties` workers have arrived, open
  *                                  the window, sleep s seconds, close it -> its length in ns
+ *   scalebench.calls_between(fn, args, start_ns, end_ns)
+ *                                  the same calls in a window given as two CLOCK_MONOTONIC
+ *                                  instants (time.monotonic_ns()), which every process on the
+ *                                  machine shares: the gate for workers in separate processes
+ *                                  -> (calls, CPU ns, voluntary, involuntary, ns started late)
+ *   scalebench.thread_usage()      -> (CPU ns, voluntary and involuntary context switches) the
+ *                                  calling thread has had so far
  *
  * The calls loop is what the interpreter does for `for a in args: fn(a)` minus the bytecode:
  * a vectorcall of fn with one argument and a decref of the result, so the difference between it
@@ -24,6 +29,7 @@
 #define PY_SSIZE_T_CLEAN
 #include "ftshim.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -106,35 +112,85 @@ scalebench_stopped(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(__atomic_load_n(&closed, __ATOMIC_RELAXED));
 }
 
-static PyObject *
-scalebench_calls(PyObject *Py_UNUSED(module), PyObject *args)
+/* Calls fn(a) for each a in `items`, round after round, until the window closes: the in-process
+ * window's flag when end_ns is 0, else the monotonic clock passing end_ns (read once a round).
+ * Returns the calls made, or -1 with an exception set. */
+static long long
+call_rounds(PyObject *fn, PyObject *items, long long end_ns)
 {
-    PyObject *fn, *items;
-    if (!PyArg_ParseTuple(args, "OO!:calls", &fn, &PyTuple_Type, &items)) {
-        return NULL;
-    }
     Py_ssize_t len = PyTuple_GET_SIZE(items);
-    if (len == 0) {
-        return PyErr_Format(PyExc_ValueError, "calls needs at least one argument to call fn with");
-    }
-    arrive();
-    struct usage before, after;
-    thread_usage(&before);
     long long calls = 0;
-    while (!__atomic_load_n(&closed, __ATOMIC_RELAXED)) {
+    while (end_ns == 0 ? !__atomic_load_n(&closed, __ATOMIC_RELAXED) : clock_ns(CLOCK_MONOTONIC) < end_ns) {
         for (Py_ssize_t i = 0; i < len; i++) {
             PyObject *arg = PyTuple_GET_ITEM(items, i);
             PyObject *result = PyObject_Vectorcall(fn, &arg, 1, NULL);
             if (result == NULL) {
-                return NULL;
+                return -1;
             }
             Py_DECREF(result);
         }
         calls += len;
     }
+    return calls;
+}
+
+static int
+check_items(PyObject *items)
+{
+    if (PyTuple_GET_SIZE(items) == 0) {
+        PyErr_SetString(PyExc_ValueError, "at least one argument to call fn with is needed");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+scalebench_calls(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *fn, *items;
+    if (!PyArg_ParseTuple(args, "OO!:calls", &fn, &PyTuple_Type, &items) || check_items(items) < 0) {
+        return NULL;
+    }
+    arrive();
+    struct usage before, after;
+    thread_usage(&before);
+    long long calls = call_rounds(fn, items, 0);
+    if (calls < 0) {
+        return NULL;
+    }
     thread_usage(&after);
     return Py_BuildValue("(LLLL)", calls, after.cpu_ns - before.cpu_ns, after.voluntary - before.voluntary,
                          after.involuntary - before.involuntary);
+}
+
+static PyObject *
+scalebench_calls_between(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *fn, *items;
+    long long start_ns, end_ns;
+    if (!PyArg_ParseTuple(args, "OO!LL:calls_between", &fn, &PyTuple_Type, &items, &start_ns, &end_ns) ||
+        check_items(items) < 0) {
+        return NULL;
+    }
+    if (!(0 < start_ns && start_ns < end_ns)) {
+        return PyErr_Format(PyExc_ValueError, "window [%lld, %lld) is empty", start_ns, end_ns);
+    }
+    struct timespec at = {(time_t)(start_ns / 1000000000LL), (long)(start_ns % 1000000000LL)};
+    long long late;
+    Py_BEGIN_ALLOW_THREADS
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR) {
+    }
+    late = clock_ns(CLOCK_MONOTONIC) - start_ns;
+    Py_END_ALLOW_THREADS
+    struct usage before, after;
+    thread_usage(&before);
+    long long calls = call_rounds(fn, items, end_ns);
+    if (calls < 0) {
+        return NULL;
+    }
+    thread_usage(&after);
+    return Py_BuildValue("(LLLLL)", calls, after.cpu_ns - before.cpu_ns, after.voluntary - before.voluntary,
+                         after.involuntary - before.involuntary, late);
 }
 
 static PyObject *
@@ -179,6 +235,8 @@ static PyMethodDef scalebench_methods[] = {
     {"arrive", scalebench_arrive, METH_NOARGS, "arrive(): wait until the window opens"},
     {"stopped", scalebench_stopped, METH_NOARGS, "stopped() -> True once the window has closed"},
     {"calls", scalebench_calls, METH_VARARGS, "calls(fn, args) -> (calls, CPU ns, voluntary, involuntary)"},
+    {"calls_between", scalebench_calls_between, METH_VARARGS,
+     "calls_between(fn, args, start_ns, end_ns) -> (calls, CPU ns, voluntary, involuntary, late ns)"},
     {"thread_usage", scalebench_thread_usage, METH_NOARGS, "thread_usage() -> (CPU ns, voluntary, involuntary)"},
     {"window", scalebench_window, METH_VARARGS, "window(parties, seconds) -> the window's ns"},
     {NULL, NULL, 0, NULL},

@@ -104,8 +104,30 @@ pub struct Scaling {
     pub free_threaded: bool,
     /// Each of [`SCALING_LOOPS`] with its results, in that order.
     pub loops: Vec<(&'static str, LoopScaling)>,
+    /// The control: the C loop in 1 and in 2 separate processes.
+    pub control: Control,
     /// How many CPUs other processes kept busy, on average, while the driver ran ([`CpuClock`]).
     pub other_cpus: f64,
+}
+
+/// The control run beside the workload: the same C loop on a cache of its own, in 1 and in 2
+/// separate processes over one window (`scaling.py solo`, `scalebench.calls_between`). The same
+/// code with nothing shared, not even the interpreter: its ratio is how far this code scales on
+/// this machine at the time of the run (its cores, their clock speeds, its neighbours), the
+/// ceiling to read the threads' ratios against.
+#[derive(Clone, Copy, Debug)]
+pub struct Control {
+    /// One process.
+    pub one: Rate,
+    /// Two processes.
+    pub two: Rate,
+}
+
+impl Control {
+    /// 2 processes / 1 process.
+    pub fn ratio(&self) -> f64 {
+        self.two.calls_per_s / self.one.calls_per_s
+    }
 }
 
 /// Busy CPU time of the whole machine (`/proc/stat`: user, nice, system, irq, softirq, steal, all
@@ -167,8 +189,8 @@ pub fn scaling(seconds: f64, rounds: u32) -> Vec<Scaling> {
     let driver = workspace_root().join("abi-tests/bench/scaling.py");
     let driver = driver.to_str().expect("utf-8 path");
     let gate = workspace_root().join("abi-tests/bench/scalebench.c");
-    // Six windows per round, plus interpreter start-up and thread start-up per window.
-    let limit = Duration::from_secs_f64(seconds * f64::from(rounds) * 6.0 * 3.0 + 120.0);
+    // Eight windows per round (two of them after a 0.5 s lead), plus start-up.
+    let limit = Duration::from_secs_f64((seconds * 8.0 * 3.0 + 1.0) * f64::from(rounds) + 120.0);
     SCALING_INTERPRETERS
         .iter()
         .map(|&label| {
@@ -219,6 +241,7 @@ pub fn scaling(seconds: f64, rounds: u32) -> Vec<Scaling> {
                 version: python_version(interp, &dir),
                 free_threaded: interp.free_threaded,
                 loops,
+                control: Control { one: rate("control.1.processes".to_owned()), two: rate("control.2.processes".to_owned()) },
                 other_cpus,
             }
         })
@@ -251,6 +274,11 @@ pub fn scaling_json(results: &[Scaling], seconds: f64, rounds: u32) -> serde_jso
                 "free_threaded": s.free_threaded,
                 "other_processes_cpus": s.other_cpus,
                 "loops": loops,
+                "control": {
+                    "threads_1": s.control.one.json(),
+                    "threads_2": s.control.two.json(),
+                    "ratio": s.control.ratio(),
+                },
             })
         })
         .collect();

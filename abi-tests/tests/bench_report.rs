@@ -86,6 +86,10 @@ fn check_scaling_shape(results: &[Scaling]) {
             }
             assert_eq!(l.one.min_thread, l.one.max_thread, "one thread: fewest and most are the same");
         }
+        for r in [s.control.one, s.control.two] {
+            assert!(r.calls_per_s.is_finite() && r.calls_per_s >= 0.0, "{} control: {r:?}", s.label);
+            assert!(r.min_thread <= r.max_thread, "{} control: {r:?}", s.label);
+        }
     }
 }
 
@@ -110,8 +114,12 @@ fn the_scaling_workload_runs_and_the_report_draws_it_into_the_marked_region() {
     let text = std::fs::read_to_string(&md).expect("markdown");
     assert_eq!(outside(&text), outside(&docs), "the text outside the markers changed");
     for s in &live {
-        for lp in ["C loop", "Python loop"] {
-            let row = format!("| {} ({}) | {lp} | 2, shared | ", s.label, s.version);
+        for lp in [
+            "C loop | 2 threads, one shared cache",
+            "Python loop | 1 thread",
+            "control: C loop | 2 processes",
+        ] {
+            let row = format!("| {} ({}) | {lp} | ", s.label, s.version);
             assert!(text.contains(&row), "no row starting {row:?}:\n{text}");
         }
     }
@@ -145,6 +153,7 @@ fn the_scaling_workload_runs_and_the_report_draws_it_into_the_marked_region() {
                     )
                 })
                 .collect(),
+            control: bench::Control { one: rate(10_000_000.0, 5, 5), two: rate(18_000_000.0, 8, 9) },
             other_cpus: 0.25,
         })
         .collect();
@@ -169,10 +178,11 @@ fn the_scaling_workload_runs_and_the_report_draws_it_into_the_marked_region() {
         "10.50 ns per pair on an ordinary object, 0.75 ns after `ftshim_object_set_immortal` (14.0x cheaper)",
         "| 3.13t | 3.13.99 | 21.00 M/s | 1.25 | 20.00 M/s | 1.50 | 1.050 | 7.00 M/s | — | 3.000 |",
         "| 3.11 | 3.11.97 | 40.00 M/s | 1.00 | — | — | — | 10.00 M/s | 2.00 | 4.000 |",
-        "| 3.13t (3.13.99) | C loop | 1 | 10.00 M/s |  | 5 / 5 | 0.50 | 1,234 / 0 |",
-        "| 3.13t (3.13.99) | C loop | 2, distinct | 19.00 M/s | 1.90 | 4 / 6 | 0.50 | 1,234 / 0 |",
-        "| 3.13t (3.13.99) | C loop | 2, shared | 9.00 M/s | 0.90 | 4 / 5 | 0.50 | 1,234 / 0 |",
-        "| 3.13 (3.13.99) | Python loop | 2, distinct | 19.00 M/s | — | 4 / 6 | 0.50 | 1,234 / 0 |",
+        "| 3.13t (3.13.99) | C loop | 1 thread | 10.00 M/s |  | 5 / 5 | 0.50 | 1,234 / 0 |",
+        "| 3.13t (3.13.99) | C loop | 2 threads, distinct caches | 19.00 M/s | 1.90 | 4 / 6 | 0.50 | 1,234 / 0 |",
+        "| 3.13t (3.13.99) | C loop | 2 threads, one shared cache | 9.00 M/s | 0.90 | 4 / 5 | 0.50 | 1,234 / 0 |",
+        "| 3.13 (3.13.99) | Python loop | 2 threads, distinct caches | 19.00 M/s | — | 4 / 6 | 0.50 | 1,234 / 0 |",
+        "| 3.13 (3.13.99) | control: C loop | 2 processes | 18.00 M/s | 1.80 | 8 / 9 | 0.50 | 1,234 / 0 |",
         "on 3.13t at least 1.8x one thread: C loop 1.90 (met); Python loop — (NOT met).",
         "CPUs other processes kept busy on average (/proc/stat less the bench's own CPU time): 0.25 during the 3.13t run, 0.25 during the 3.13 run;",
         "| warm `check` of one file | 3.2 ms | 3.1 ms | 21 | 50 ms |",

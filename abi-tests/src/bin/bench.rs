@@ -147,7 +147,7 @@ fn main() -> ExitCode {
 
 /// Seconds each scaling window lasts, and how many interleaved rounds (best kept).
 const SCALING_SECONDS: f64 = 0.5;
-const SCALING_ROUNDS: u32 = 5;
+const SCALING_ROUNDS: u32 = 7;
 
 /// The scaling workload ([`bench::scaling`]), printed: calls per second at 1 thread and at 2
 /// threads on distinct caches and on one shared cache, the 2-thread/1-thread ratios, and whether
@@ -160,11 +160,11 @@ fn scaling() -> Vec<Scaling> {
     );
     let results = bench::scaling(SCALING_SECONDS, SCALING_ROUNDS);
     let m = |x: f64| x / 1e6;
+    let usage = |r: bench::Rate| {
+        format!("cpu {:.2}, sw {}/{}", r.cpu_share, r.voluntary_switches, r.involuntary_switches)
+    };
     for s in &results {
         for (name, l) in &s.loops {
-            let usage = |r: bench::Rate| {
-                format!("cpu {:.2}, sw {}/{}", r.cpu_share, r.voluntary_switches, r.involuntary_switches)
-            };
             let two = |r: bench::Rate, ratio: f64| {
                 format!(
                     "{:>6.2}M ratio {ratio:.2} ({}, per thread {:.2}M/{:.2}M)",
@@ -189,6 +189,15 @@ fn scaling() -> Vec<Scaling> {
                 );
             }
         }
+        let c = s.control;
+        println!(
+            "  {:<6} control (the C loop in separate processes): 1 process {:.2}M ({}), 2 processes ratio {:.2} ({})",
+            s.label,
+            m(c.one.calls_per_s),
+            usage(c.one),
+            c.ratio(),
+            usage(c.two)
+        );
         println!(
             "  {:<6} other processes kept {:.2} CPUs busy on average meanwhile (/proc/stat less this bench's own CPU time)",
             s.label, s.other_cpus
