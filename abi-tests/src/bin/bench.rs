@@ -146,8 +146,8 @@ fn main() -> ExitCode {
 }
 
 /// Seconds each scaling window lasts, and how many interleaved rounds (best kept).
-const SCALING_SECONDS: f64 = 0.5;
-const SCALING_ROUNDS: u32 = 7;
+const SCALING_SECONDS: f64 = 0.3;
+const SCALING_ROUNDS: u32 = 10;
 
 /// The scaling workload ([`bench::scaling`]), printed: calls per second at 1 thread and at 2
 /// threads on distinct caches and on one shared cache, the 2-thread/1-thread ratios, and whether
