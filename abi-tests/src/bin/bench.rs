@@ -14,7 +14,8 @@
 //!    runs only this part.
 //!
 //! Then it writes `target/bench/results.json` (schema 2) and draws it: `docs/benchmarks.png` and
-//! the generated region of `docs/benchmarks.md` ([`ftshim_abi_tests::bench::render`]).
+//! the generated region of `docs/benchmarks.md` ([`ftshim_abi_tests::bench::render`]);
+//! `ftshim-bench report` redraws both from the last run's results.json.
 
 use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
@@ -49,6 +50,10 @@ const CHECKED_LOOPS: &[&str] = &["cs_ftshim_fn", "cs_mutex_ftshim", "mutex_ftshi
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("scaling") {
         scaling();
+        return ExitCode::SUCCESS;
+    }
+    if std::env::args().nth(1).as_deref() == Some("report") {
+        render(&ftshim_abi_tests::target_dir().join("bench/results.json"));
         return ExitCode::SUCCESS;
     }
     let cli = cli_speed();
@@ -133,16 +138,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let docs = workspace_root().join("docs");
-    let (png, markdown) = (docs.join("benchmarks.png"), docs.join("benchmarks.md"));
-    bench::render(&path, &png, &markdown);
     println!("\nresults: {}", path.display());
-    println!("figure: {}", png.display());
-    println!("tables: {} (between {} and {})", markdown.display(), bench::BEGIN, bench::END);
+    render(&path);
     if !over_bar.is_empty() {
         println!("\nover the 1.05x bar this run (wall time): {}", over_bar.join(", "));
     }
     ExitCode::SUCCESS
+}
+
+/// Draws `results` as docs/benchmarks.png and into the generated section of docs/benchmarks.md
+/// ([`bench::render`]). `ftshim-bench report` does only this, from the last run's results.json.
+fn render(results: &std::path::Path) {
+    let docs = workspace_root().join("docs");
+    let (png, markdown) = (docs.join("benchmarks.png"), docs.join("benchmarks.md"));
+    bench::render(results, &png, &markdown);
+    println!("figure: {}", png.display());
+    println!("tables: {} (between {} and {})", markdown.display(), bench::BEGIN, bench::END);
 }
 
 /// Seconds each scaling window lasts, and how many interleaved rounds (best kept).
