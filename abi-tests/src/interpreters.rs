@@ -32,6 +32,9 @@ pub struct Interpreters {
     pub pytools: PathBuf,
     /// The pinned build backends' wheels (`FTSHIM_WHEELHOUSE`), for offline builds.
     pub wheelhouse: PathBuf,
+    /// The bench figure venv's interpreter (`FTSHIM_BENCH_PYTHON`: matplotlib), if recorded; see
+    /// [`crate::bench::report_python`], which fails naming the fix when it is not.
+    pub bench_python: Option<PathBuf>,
 }
 
 impl Interpreters {
@@ -107,6 +110,7 @@ pub fn interpreters() -> &'static Interpreters {
         Interpreters {
             pytools: dir("FTSHIM_PYTOOLS"),
             wheelhouse: dir("FTSHIM_WHEELHOUSE"),
+            bench_python: vars.get("FTSHIM_BENCH_PYTHON").filter(|v| !v.is_empty()).map(PathBuf::from),
             ft: get("FTSHIM_PY_FT"),
             gil313: get("FTSHIM_PY_GIL313"),
             py311: get("FTSHIM_PY_311"),

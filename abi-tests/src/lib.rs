@@ -1,5 +1,5 @@
-//! Support for the ABI conformance tests and the `make run` demo. Nothing here skips: a missing
-//! interpreter or artifact is a panic that names what is missing and how to get it.
+//! Support for the ABI conformance tests, the `make run` demo and `make bench`. Nothing here
+//! skips: a missing interpreter or artifact is a panic that names what is missing and how to get it.
 //!
 //! - [`interpreters`](mod@interpreters): the interpreters recorded by `scripts/setup.sh`;
 //! - [`build`]: the shipped artefacts and the one way C is compiled (extension modules, C programs,
@@ -8,6 +8,8 @@
 //!   [`ftshim_loader::child`]), and private virtual environments;
 //! - [`corpus`]: the loader's corpus of accepted and refused files;
 //! - [`pypi`]: real wheels from PyPI, cached outside the repository and pinned;
+//! - [`bench`](mod@bench): `make bench`'s scaling workload and its report (figure and Markdown),
+//!   which the bench's smoke test runs too;
 //! - here: the workspace's paths, scratch directories and directory snapshots.
 //!
 //! The names tests use are re-exported at the top.
@@ -15,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod bench;
 pub mod build;
 pub mod corpus;
 pub mod interpreters;

@@ -7,12 +7,22 @@
 //! 3. The `ftshim` command: a warm `ftshim check` of one file (interpreter description cached on
 //!    disk) and `ftshim audit` of a directory of 20 wheels, numpy's among them (bars: 50 ms and
 //!    2 s). `ftshim-bench cli` runs only this part.
+//! 4. Contention: ftshim_mutex against PyMutex and PyThread_type_lock, 2 OS threads, on every
+//!    interpreter.
+//! 5. Scaling: the cache extension at 1 and 2 threads, on distinct caches and on one shared cache,
+//!    on python3.13t and GIL 3.13 ([`ftshim_abi_tests::bench::scaling`]). `ftshim-bench scaling`
+//!    runs only this part.
+//!
+//! Then it writes `target/bench/results.json` (schema 2) and draws it: `docs/benchmarks.png` and
+//! the generated region of `docs/benchmarks.md` ([`ftshim_abi_tests::bench::render`]);
+//! `ftshim-bench report` redraws both from the last run's results.json.
 
 use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
 
 use std::time::{Duration, Instant};
 
+use ftshim_abi_tests::bench::{self, SCALING_GOAL, SCALING_WORKLOAD, Scaling};
 use ftshim_abi_tests::pypi::{
     self, BENCH_WHEELS, CRYPTOGRAPHY_ABI3, CRYPTOGRAPHY_CP314T, NUMPY_CP313, NUMPY_CP313T,
 };
@@ -38,6 +48,14 @@ const BAR: f64 = 1.05;
 const CHECKED_LOOPS: &[&str] = &["cs_ftshim_fn", "cs_mutex_ftshim", "mutex_ftshim_fn"];
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("scaling") {
+        scaling();
+        return ExitCode::SUCCESS;
+    }
+    if std::env::args().nth(1).as_deref() == Some("report") {
+        render(&ftshim_abi_tests::target_dir().join("bench/results.json"));
+        return ExitCode::SUCCESS;
+    }
     let cli = cli_speed();
     if std::env::args().nth(1).as_deref() == Some("cli") {
         return ExitCode::SUCCESS;
@@ -78,63 +96,148 @@ fn main() -> ExitCode {
     );
 
     println!("\ninstructions per iteration under callgrind (inclusive, {CALLGRIND_N} iterations)");
-    let off = match callgrind(ft, &dir, script, false) {
-        Ok(ir) => {
-            let contention = contention();
-            match write_json(ft, &ns, &ir, &contention, &cli) {
-                Ok(path) => println!("  (results: {})", path.display()),
-                Err(e) => {
-                    eprintln!("writing the results: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-            for &(shim, native, _) in PAIRS {
-                println!(
-                    "  {shim:<18} {:>7.1}   {native:<14} {:>7.1}   ratio {:.3}",
-                    ir[shim],
-                    ir[native],
-                    ir[shim] / ir[native]
-                );
-            }
-            ir
-        }
+    let ir = match callgrind(ft, &dir, script, false) {
+        Ok(ir) => ir,
         Err(e) => {
             eprintln!("callgrind: {e}");
             return ExitCode::FAILURE;
         }
     };
+    for &(shim, native, _) in PAIRS {
+        println!(
+            "  {shim:<18} {:>7.1}   {native:<14} {:>7.1}   ratio {:.3}",
+            ir[shim],
+            ir[native],
+            ir[shim] / ir[native]
+        );
+    }
     // Checked mode (FTSHIM_CHECKED=1): what the function forms cost with the checker on. The
     // inline forms are compiled without -DFTSHIM_CHECKED here, so they do not reach it.
     println!("\nchecked mode: instructions per iteration of the function forms, FTSHIM_CHECKED off / on");
-    match callgrind(ft, &dir, script, true) {
-        Ok(on) => {
-            for name in CHECKED_LOOPS {
-                println!(
-                    "  {name:<18} off {:>7.1}   on {:>7.1}   x{:.1}",
-                    off[*name],
-                    on[*name],
-                    on[*name] / off[*name]
-                );
-            }
-        }
+    let checked = match callgrind(ft, &dir, script, true) {
+        Ok(on) => on,
         Err(e) => {
             eprintln!("callgrind (checked mode): {e}");
             return ExitCode::FAILURE;
         }
+    };
+    for name in CHECKED_LOOPS {
+        println!(
+            "  {name:<18} off {:>7.1}   on {:>7.1}   x{:.1}",
+            ir[*name],
+            checked[*name],
+            checked[*name] / ir[*name]
+        );
     }
+    let contention = contention();
+    let scaling = scaling();
+    let path = match write_json(ft, &ns, &ir, &checked, &contention, &scaling, &cli) {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("writing the results: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("\nresults: {}", path.display());
+    render(&path);
     if !over_bar.is_empty() {
         println!("\nover the 1.05x bar this run (wall time): {}", over_bar.join(", "));
     }
     ExitCode::SUCCESS
 }
 
-/// Writes this run's numbers to `target/bench/results.json` (schema 1): when, on what, and every
-/// measured value, so runs can be compared and drawn. Returns the path.
+/// Draws `results` as docs/benchmarks.png and into the generated section of docs/benchmarks.md
+/// ([`bench::render`]). `ftshim-bench report` does only this, from the last run's results.json.
+fn render(results: &std::path::Path) {
+    let docs = workspace_root().join("docs");
+    let (png, markdown) = (docs.join("benchmarks.png"), docs.join("benchmarks.md"));
+    bench::render(results, &png, &markdown);
+    println!("figure: {}", png.display());
+    println!("tables: {} (between {} and {})", markdown.display(), bench::BEGIN, bench::END);
+}
+
+/// Seconds each scaling window lasts, and how many interleaved rounds (best kept).
+const SCALING_SECONDS: f64 = 0.3;
+const SCALING_ROUNDS: u32 = 10;
+
+/// The scaling workload ([`bench::scaling`]), printed: calls per second at 1 thread and at 2
+/// threads on distinct caches and on one shared cache, the 2-thread/1-thread ratios, and whether
+/// 3.13t reaches the goal on distinct caches.
+fn scaling() -> Vec<Scaling> {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    println!("\nscaling: {SCALING_WORKLOAD}");
+    println!(
+        "  {SCALING_SECONDS} s windows x best of {SCALING_ROUNDS} interleaved rounds, threads started at a gate, timed in C; calls/s, ratio = 2 threads / 1 thread (limit 2.0 with {cpus} CPUs); cpu = CPU time the threads got / (threads x window); sw = context switches voluntary/involuntary; per thread = fewest/most calls"
+    );
+    let results = bench::scaling(SCALING_SECONDS, SCALING_ROUNDS);
+    let m = |x: f64| x / 1e6;
+    let usage = |r: bench::Rate| {
+        format!("cpu {:.2}, sw {}/{}", r.cpu_share, r.voluntary_switches, r.involuntary_switches)
+    };
+    for s in &results {
+        for (name, l) in &s.loops {
+            let two = |r: bench::Rate, ratio: f64| {
+                format!(
+                    "{:>6.2}M ratio {ratio:.2} ({}, per thread {:.2}M/{:.2}M)",
+                    m(r.calls_per_s),
+                    usage(r),
+                    m(r.min_thread as f64),
+                    m(r.max_thread as f64)
+                )
+            };
+            println!(
+                "  {:<6} {name:<6}  1 thread   {:>6.2}M ({})",
+                s.label,
+                m(l.one.calls_per_s),
+                usage(l.one)
+            );
+            println!("  {:<6} {name:<6}  2 distinct {}", s.label, two(l.distinct, l.ratio_distinct()));
+            println!("  {:<6} {name:<6}  2 shared   {}", s.label, two(l.shared, l.ratio_shared()));
+            if l.ratio_distinct() > 2.02 || l.ratio_shared() > 2.02 {
+                println!(
+                    "  {:<6} {name:<6}  a ratio above the 2.0 limit: something else slowed the 1-thread windows",
+                    s.label
+                );
+            }
+        }
+        let c = s.control;
+        println!(
+            "  {:<6} control (the C loop in separate processes): 1 process {:.2}M ({}), 2 processes ratio {:.2} ({})",
+            s.label,
+            m(c.one.calls_per_s),
+            usage(c.one),
+            c.ratio(),
+            usage(c.two)
+        );
+        println!(
+            "  {:<6} other processes kept {:.2} CPUs busy on average meanwhile (/proc/stat less this bench's own CPU time)",
+            s.label, s.other_cpus
+        );
+    }
+    for s in results.iter().filter(|s| s.label == "3.13t") {
+        let verdicts: Vec<String> = s
+            .loops
+            .iter()
+            .map(|(name, l)| {
+                let r = l.ratio_distinct();
+                format!("{name} {r:.2} ({})", if r >= SCALING_GOAL { "met" } else { "NOT met" })
+            })
+            .collect();
+        println!("  goal: 2 threads on distinct caches on 3.13t >= {SCALING_GOAL}x: {}", verdicts.join(", "));
+    }
+    results
+}
+
+/// Writes this run's numbers to `target/bench/results.json` (schema 2): when, on what (every
+/// interpreter with its full version), and every measured value — pairs, checked mode, shared
+/// refcount, contention, scaling, the CLI — so runs can be compared and drawn. Returns the path.
 fn write_json(
     ft: &ftshim_abi_tests::Interpreter,
     ns: &BTreeMap<String, f64>,
     ir: &BTreeMap<String, f64>,
+    checked: &BTreeMap<String, f64>,
     contention: &[serde_json::Value],
+    scaling: &[Scaling],
     cli: &serde_json::Value,
 ) -> Result<std::path::PathBuf, String> {
     let text = |cmd: &mut Command| {
@@ -155,25 +258,41 @@ fn write_json(
             })
         })
         .collect();
+    let checked: Vec<serde_json::Value> = CHECKED_LOOPS
+        .iter()
+        .map(|&name| serde_json::json!({"loop": name, "off": ir[name], "on": checked[name]}))
+        .collect();
+    let dir = scratch("bench-versions");
+    let describe = |label: &str, interp: &ftshim_abi_tests::Interpreter| {
+        serde_json::json!({
+            "label": label,
+            "executable": interp.executable.display().to_string(),
+            "version": bench::python_version(interp, &dir),
+            "free_threaded": interp.free_threaded,
+        })
+    };
+    let interpreters: Vec<serde_json::Value> =
+        interpreters().all().into_iter().map(|(label, interp)| describe(label, interp)).collect();
+    let number = |n: &str| n.parse::<u64>().map_err(|e| format!("{n}: {e}"));
     let doc = serde_json::json!({
-        "schema": 1,
+        "schema": 2,
         "date": date,
         "commit": commit,
-        "interpreter": {
-            "executable": ft.executable.display().to_string(),
-            "version": format!("{}.{}", ft.version.0, ft.version.1),
-            "free_threaded": ft.free_threaded,
-        },
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "wall": {"iterations": WALL_N, "rounds": WALL_REPEATS},
+        "interpreter": describe("3.13t", ft),
+        "interpreters": interpreters,
+        "wall": {"iterations": number(WALL_N)?, "rounds": number(WALL_REPEATS)?},
         "callgrind_iterations": CALLGRIND_N,
         "pairs": pairs,
-        "contention": contention,
-        "cli": cli,
+        "checked_instructions": checked,
         "refcount_2_threads_ns": {
             "mortal": ns["refcount_shared_2threads"],
             "immortal": ns["refcount_immortal_2threads"],
         },
+        "contention_window": {"threads": 2, "seconds": CONTEND_SECONDS.parse::<f64>().map_err(|e| e.to_string())?, "rounds": CONTEND_ROUNDS},
+        "contention": contention,
+        "scaling": bench::scaling_json(scaling, SCALING_SECONDS, SCALING_ROUNDS),
+        "cli": cli,
     });
     let dir = ftshim_abi_tests::target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
