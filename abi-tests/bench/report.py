@@ -188,6 +188,11 @@ def region(doc, png_link):
     out += ["", f"Goal, 2 threads on distinct caches on {goal['interpreter']} at least {goal['ratio']}x one thread:"
             f" {'; '.join(verdicts) if verdicts else 'no ' + goal['interpreter'] + ' results'}.", ""]
 
+    out += ["The performance issue's goals in this run:", ""]
+    out += table(["goal", "this run", "verdict"], [[g, v, "met" if ok else "NOT met"] for g, v, ok in goals(doc)],
+                 ["---", "---:", "---"])
+    out += [""]
+
     cli = need(doc, "cli")
     chk, aud = need(cli, "check_one_file_ms"), need(cli, "audit_20_wheels_ms")
     out += ["The `ftshim` command (describe cache warm):", ""]
@@ -198,6 +203,31 @@ def region(doc, png_link):
     ], ["---", "---:", "---:", "---:", "---:"])
     out += ["", END]
     return "\n".join(out)
+
+
+def goals(doc):
+    """The performance issue's goals, each (what, this run's figure, met?), from the run's numbers."""
+    out = []
+    pairs = {p["ftshim"]: p for p in need(doc, "pairs")}
+    for loop, what, most in [("cs_ftshim_fn", "section function pair, instructions vs the macro", 1.15),
+                             ("mutex_ftshim_fn", "mutex function pair, instructions vs the inline CAS pair", 2.0)]:
+        x = pairs.get(loop, {}).get("instructions", {}).get("ratio")
+        out.append((f"{what} <= {most}x", fmt(x, ".3f") + "x", number(x) and x <= most))
+    cont = {c["interpreter"]: c for c in need(doc, "contention")}
+    for label, kind, least in [("3.13t", "pymutex", 0.95), ("3.11", "pythread", 1.0), ("3.12", "pythread", 1.0)]:
+        x = cont.get(label, {}).get(kind, {}).get("ftshim_ratio")
+        native = "PyMutex" if kind == "pymutex" else "PyThread_type_lock"
+        out.append((f"contended ftshim_mutex on {label} >= {least}x {native}", fmt(x, ".3f") + "x",
+                    number(x) and x >= least))
+    sc = need(doc, "scaling")
+    goal = need(sc, "goal")
+    for r in need(sc, "results"):
+        if r["interpreter"] == goal["interpreter"]:
+            for loop, v in r["loops"].items():
+                x = v["ratio_distinct"]
+                out.append((f"{goal['interpreter']} {LOOP_NAMES.get(loop, loop)}: 2 threads on distinct caches"
+                            f" >= {goal['ratio']}x 1 thread", fmt(x, ".2f") + "x", number(x) and x >= goal["ratio"]))
+    return out
 
 
 def split(markdown):
@@ -311,6 +341,8 @@ def main():
             f.write("\n".join(before + [text] + after))
     except Bad as e:
         sys.exit(f"report.py: {e}")
+    for what, value, ok in goals(doc):
+        print(f"goal: {what}: {value} ({'met' if ok else 'NOT met'})")
     print(f"figure={png}")
     print(f"markdown={markdown}")
 

@@ -319,5 +319,9 @@ pub fn render(results: &Path, png: &Path, markdown: &Path) {
     let args: Vec<&str> =
         [script.as_path(), results, png, markdown].iter().map(|p| p.to_str().expect("utf-8 path")).collect();
     let mut cmd = python_command(&report_python(), &workspace_root().join("abi-tests/bench"), &args);
-    run_ok(&mut cmd, Duration::from_secs(300), "abi-tests/bench/report.py");
+    let out = run_ok(&mut cmd, Duration::from_secs(300), "abi-tests/bench/report.py");
+    // Its verdicts on the performance issue's goals.
+    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("goal: ")) {
+        println!("{line}");
+    }
 }

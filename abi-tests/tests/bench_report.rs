@@ -36,6 +36,7 @@ fn fixture(scaling: serde_json::Value) -> serde_json::Value {
         "callgrind_iterations": 5678,
         "pairs": [
             pair("cs_ftshim", "cs_native", true, (7.25, 7.0), (73.0, 73.0)),
+            pair("cs_ftshim_fn", "cs_native", false, (8.0, 7.0), (83.0, 73.0)),
             pair("mutex_ftshim_fn", "mutex_native", false, (4.5, 4.75), (37.0, 12.0)),
             pair("future_loop", "future_native", false, (1.0, 2.0), (3.0, 4.0)),
         ],
@@ -185,6 +186,12 @@ fn the_scaling_workload_runs_and_the_report_draws_it_into_the_marked_region() {
         "| 3.13 (3.13.99) | control: C loop | 2 processes | 18.00 M/s | 1.80 | 8 / 9 | 0.50 | 1,234 / 0 |",
         "on 3.13t at least 1.8x one thread: C loop 1.90 (met); Python loop — (NOT met).",
         "CPUs other processes kept busy on average (/proc/stat less the bench's own CPU time): 0.25 during the 3.13t run, 0.25 during the 3.13 run;",
+        "| section function pair, instructions vs the macro <= 1.15x | 1.137x | met |",
+        "| mutex function pair, instructions vs the inline CAS pair <= 2.0x | 3.083x | NOT met |",
+        "| contended ftshim_mutex on 3.13t >= 0.95x PyMutex | 1.050x | met |",
+        "| contended ftshim_mutex on 3.11 >= 1.0x PyThread_type_lock | 4.000x | met |",
+        "| contended ftshim_mutex on 3.12 >= 1.0x PyThread_type_lock | —x | NOT met |",
+        "| 3.13t C loop: 2 threads on distinct caches >= 1.8x 1 thread | 1.90x | met |",
         "| warm `check` of one file | 3.2 ms | 3.1 ms | 21 | 50 ms |",
         "| `audit` of 20 wheels (56.0 MB) | 391 ms | 385 ms | 5 | 2 s |",
     ] {
