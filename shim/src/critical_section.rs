@@ -6,6 +6,13 @@
 //! and a state word in the last slot that says which kind of section is active, so that `end`
 //! calls the matching CPython function and `end` on storage that was never begun is reported
 //! instead of corrupting the thread's section stack.
+//!
+//! One-object sections on 3.13t take a direct path (`begin_direct`, `end_direct`): the same
+//! steps as CPython 3.13's inline section code, done here, so the exported pair costs about what
+//! CPython's own functions do (docs/benchmarks.md). Such a section also records the thread state
+//! and thread that began it (words 4 and 5), from which `end` tells that it is the thread's
+//! innermost without a thread-local lookup. Everything off that path (contention, checked mode,
+//! the other kinds, GIL builds, 3.14t/3.15t) goes through CPython's functions.
 
 #![allow(non_camel_case_types)]
 
@@ -192,9 +199,9 @@ impl ftshim_critical_section {
 
     /// `ftshim_critical_section_end` of an [`ACTIVE_ONE_DIRECT`] section on the direct path: what
     /// CPython 3.13's inline `_PyCriticalSection_End` does when the mutex has no parked waiter
-    /// (including resuming the section below when it is suspended). False (nothing done) whenever any of that or the
-    /// checks does not hold; the caller then takes the general path, which reads the thread
-    /// state and hands the rest to CPython.
+    /// (including resuming the section below when it is suspended). False (nothing done)
+    /// whenever that or one of the checks does not hold; the caller then takes the general path,
+    /// which reads the thread state and hands the rest to CPython.
     ///
     /// Innermost-ness without a thread-local lookup: the section is the top of the stack of the
     /// thread state that began it, untagged (so that thread state is attached: detaching tags
@@ -250,7 +257,8 @@ impl ftshim_critical_section {
     #[cold]
     #[inline(never)]
     fn end_refused_by_checker(&mut self, state: usize) -> bool {
-        if !checked::on() || !(ACTIVE_ONE..=ACTIVE_NOOP).contains(&state) && state != ACTIVE_ONE_DIRECT {
+        let active = (ACTIVE_ONE..=ACTIVE_NOOP).contains(&state) || state == ACTIVE_ONE_DIRECT;
+        if !active || !checked::on() {
             return false;
         }
         let innermost = match state {
