@@ -92,19 +92,22 @@ pub fn maybe() -> bool {
     MODE.load(Relaxed) != MODE_OFF
 }
 
-/// [`maybe`] with a SeqCst load: for re-reading the mode after a fast path was opened (see
-/// [`mode_stored`]).
-pub(crate) fn maybe_seqcst() -> bool {
-    MODE.load(SeqCst) != MODE_OFF
-}
-
-/// The mode was stored (SeqCst): the fast paths that fold the off switch into loads they make
-/// anyway follow it — the critical-section functions' published table and the mutex functions'
-/// expected values. Each re-reads the mode after opening, so concurrent changes end closed
-/// whenever the mode ends on.
-fn mode_stored(on: bool) {
-    runtime::checked_mode_changed(on);
-    crate::mutex::checked_mode_changed(on);
+/// The mode was stored (SeqCst), or the runtime was resolved: the fast paths that fold the off
+/// switch into loads they make anyway follow it — the critical-section functions' published
+/// pointers ([`runtime::fast_paths_open`]) and the mutex functions' expected values
+/// ([`crate::mutex::fast_paths_open`]). They are opened only while the mode reads off (an unread
+/// environment counts as on) and the mode is read again afterwards: two threads changing it at
+/// once cannot leave them open while it is on.
+pub(crate) fn fast_paths_follow_mode() {
+    let open = |open: bool| {
+        runtime::fast_paths_open(open);
+        crate::mutex::fast_paths_open(open);
+    };
+    let off = || MODE.load(SeqCst) == MODE_OFF;
+    open(off());
+    if !off() {
+        open(false);
+    }
 }
 
 /// Is checking on? Reads the environment the first time.
@@ -130,9 +133,8 @@ fn read_env() -> u8 {
         }
     };
     let _ = MODE.compare_exchange(MODE_UNREAD, mode, SeqCst, SeqCst);
-    let mode = MODE.load(SeqCst);
-    mode_stored(mode != MODE_OFF);
-    mode
+    fast_paths_follow_mode();
+    MODE.load(SeqCst)
 }
 
 /// What a thread holds.
@@ -737,7 +739,7 @@ ftshim_boundary::export! {
         match u8::try_from(mode) {
             Ok(m @ (MODE_OFF | MODE_REPORT | MODE_ABORT)) => {
                 MODE.store(m, SeqCst);
-                mode_stored(m != MODE_OFF);
+                fast_paths_follow_mode();
                 FTSHIM_OK
             }
             _ => FTSHIM_ERR_INVALID_ARGUMENT,

@@ -245,26 +245,19 @@ impl Default for ftshim_mutex {
 /// hold [`NEVER`], a value the mutex byte never holds, so every fast-path compare-and-swap fails and
 /// the call goes to its out-of-line path, where the checker is. Loading the expected value costs
 /// the instruction that would have put the constant in the register, so checked mode being off
-/// costs the exported functions nothing ([`checked_mode_changed`] keeps them in step).
+/// costs the exported functions nothing ([`fast_paths_open`] keeps them in step).
 static LOCK_EXPECTS: AtomicU8 = AtomicU8::new(NEVER);
 /// See [`LOCK_EXPECTS`]: `LOCKED` while checked mode is off.
 static UNLOCK_EXPECTS: AtomicU8 = AtomicU8::new(NEVER);
 /// Only bits 0 and 1 are ever set.
 const NEVER: u8 = 0xff;
 
-/// Checked mode may have changed (`on`: may be on now): the exported fast paths follow. Called
-/// with the mode already stored; when switching off, the mode is read again afterwards (SeqCst on
-/// both sides), so a concurrent switch on cannot leave the fast paths open while it is on.
+/// Opens (checked mode off) or closes the exported fast paths ([`LOCK_EXPECTS`]); only
+/// [`checked::fast_paths_follow_mode`] calls it.
 #[cold]
-pub(crate) fn checked_mode_changed(on: bool) {
-    let open = |open: bool| {
-        LOCK_EXPECTS.store(if open { 0 } else { NEVER }, SeqCst);
-        UNLOCK_EXPECTS.store(if open { LOCKED } else { NEVER }, SeqCst);
-    };
-    open(!on);
-    if !on && checked::maybe_seqcst() {
-        open(false);
-    }
+pub(crate) fn fast_paths_open(open: bool) {
+    LOCK_EXPECTS.store(if open { 0 } else { NEVER }, SeqCst);
+    UNLOCK_EXPECTS.store(if open { LOCKED } else { NEVER }, SeqCst);
 }
 
 /// `ftshim_mutex_lock` after its compare-and-swap failed: contention, checked mode (or the mode

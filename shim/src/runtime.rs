@@ -76,10 +76,9 @@ pub struct Direct {
 }
 
 /// `offsetof(PyThreadState, critical_section)` on 3.13t, the only version with a [`Direct`]
-/// path (the table below has it too; a const assertion ties the two).
-pub const DIRECT_TSTATE_CRITICAL_SECTION: usize = 176;
+/// path: the table's first entry (a const assertion checks it is 3.13's).
+pub const DIRECT_TSTATE_CRITICAL_SECTION: usize = TSTATE_CRITICAL_SECTION[0].1;
 const _: () = assert!(TSTATE_CRITICAL_SECTION[0].0.0 == 3 && TSTATE_CRITICAL_SECTION[0].0.1 == 13);
-const _: () = assert!(TSTATE_CRITICAL_SECTION[0].1 == DIRECT_TSTATE_CRITICAL_SECTION);
 
 /// `offsetof(PyThreadState, critical_section)` on free-threaded builds, by `(major, minor)`:
 /// 176 on 3.13t and 3.14t, 200 on 3.15t (layout.rs compiles `offsetof` against each header set).
@@ -244,7 +243,7 @@ static SLOT: Slot = Slot(UnsafeCell::new(MaybeUninit::uninit()));
 /// `&SLOT`'s CPython section table while checked mode is off, else null (and null on a GIL
 /// build and before [`init`]): the critical-section functions' fast path is this one load
 /// ([`fast_sections`]), which also tells them checked mode is off, so being off costs them
-/// nothing. [`checked_mode_changed`] keeps it in step with the mode.
+/// nothing. [`fast_paths_open`] keeps it in step with the mode.
 static FAST: AtomicPtr<Sections> = AtomicPtr::new(std::ptr::null_mut());
 /// `&SLOT`'s [`Direct`] path whenever [`FAST`] is published and the runtime has one (3.13t), else
 /// null: `ftshim_critical_section_begin`'s fast path is this one load ([`fast_direct`]).
@@ -280,7 +279,7 @@ pub fn sections() -> Result<Option<&'static Sections>, &'static RuntimeError> {
 #[inline(always)]
 pub fn fast_sections() -> Option<&'static Sections> {
     // SAFETY: non-null only as a pointer to the `Sections` inside SLOT, which is never written
-    // again once READY (see checked_mode_changed).
+    // again once READY (see fast_paths_open).
     unsafe { FAST.load(Ordering::Acquire).as_ref() }
 }
 
@@ -292,41 +291,33 @@ pub fn fast_direct() -> Option<&'static Direct> {
     unsafe { FAST_DIRECT.load(Ordering::Acquire).as_ref() }
 }
 
-/// The resolved runtime's direct section path ([`Direct`], 3.13t), whatever checked mode says;
-/// `None` before the runtime is resolved. For ending sections the direct path began.
-#[inline(always)]
-pub fn direct() -> Option<&'static Direct> {
+/// The runtime if it is resolved, without resolving it: `None` before [`init`] (and without a
+/// CPython).
+fn resolved() -> Option<&'static Runtime> {
     if STATE.load(Ordering::Acquire) != READY {
         return None;
     }
     // SAFETY: READY observed with acquire ordering: SLOT is written and never written again.
-    let rt = unsafe { (*SLOT.0.get()).assume_init_ref() };
-    rt.as_ref().ok()?.sections.as_ref()?.direct.as_ref()
+    unsafe { (*SLOT.0.get()).assume_init_ref() }.as_ref().ok()
 }
 
-/// Checked mode was set (`on`) or cleared: [`fast_sections`] follows. SeqCst, with the mode's
-/// store before it and, when opening, the mode read again after it, so that [`init`] and a
-/// concurrent mode change cannot leave the fast path open while checked mode is on. Never resolves the runtime itself: before [`init`] there is nothing
-/// to publish, and init publishes.
+/// The resolved runtime's direct section path ([`Direct`], 3.13t), whatever checked mode says;
+/// `None` before the runtime is resolved. For ending sections the direct path began.
+pub fn direct() -> Option<&'static Direct> {
+    resolved()?.sections.as_ref()?.direct.as_ref()
+}
+
+/// Publishes [`FAST`] and [`FAST_DIRECT`] (`open`: checked mode is off) or withdraws them. Only
+/// [`crate::checked::fast_paths_follow_mode`] calls it, which orders it with the mode. Never
+/// resolves the runtime itself: before [`init`] there is nothing to publish, and init asks again.
 #[cold]
-pub(crate) fn checked_mode_changed(on: bool) {
+pub(crate) fn fast_paths_open(open: bool) {
     fn ptr<T>(r: Option<&'static T>) -> *mut T {
         r.map_or(std::ptr::null_mut(), |r| std::ptr::from_ref(r).cast_mut())
     }
-    let open = |sections: Option<&'static Sections>| {
-        FAST.store(ptr(sections), Ordering::SeqCst);
-        FAST_DIRECT.store(ptr(sections.and_then(|s| s.direct.as_ref())), Ordering::SeqCst);
-    };
-    if on || STATE.load(Ordering::Acquire) != READY {
-        return open(None);
-    }
-    // SAFETY: READY observed with acquire ordering: SLOT is written and never written again.
-    let rt = unsafe { (*SLOT.0.get()).assume_init_ref() };
-    open(rt.as_ref().ok().and_then(|rt| rt.sections.as_ref()));
-    // Switching off raced with a switch on: close again (the mode was stored before this call).
-    if crate::checked::maybe_seqcst() {
-        open(None);
-    }
+    let sections = resolved().filter(|_| open).and_then(|rt| rt.sections.as_ref());
+    FAST.store(ptr(sections), Ordering::SeqCst);
+    FAST_DIRECT.store(ptr(sections.and_then(|s| s.direct.as_ref())), Ordering::SeqCst);
 }
 
 #[cold]
@@ -339,9 +330,9 @@ fn init() {
             // and no reader looks at SLOT before READY is published below.
             unsafe { (*SLOT.0.get()).write(resolved) };
             STATE.store(READY, Ordering::Release);
-            if !crate::checked::on() {
-                checked_mode_changed(false);
-            }
+            // Reads the environment if nobody has yet; then publishes what the mode allows.
+            crate::checked::on();
+            crate::checked::fast_paths_follow_mode();
         }
         Err(_) => {
             while STATE.load(Ordering::Acquire) != READY {
