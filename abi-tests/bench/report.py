@@ -140,7 +140,6 @@ def region(doc, png_link):
                  ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])
 
     sc = need(doc, "scaling")
-    goal = need(sc, "goal")
     out += ["", f"Scaling: {sc['workload']}; each configuration a {sc['window_s']} s window (the threads start"
             f" at a gate, the window is timed in C), best of {sc['rounds']} interleaved rounds. Ratio = calls/s"
             " at 2 threads / at 1 thread (the limit is 2.0 with 2 or more CPUs); per thread = fewest and most"
@@ -178,15 +177,7 @@ def region(doc, png_link):
     if over:
         out += ["", f"Above the {limit}.0 limit ({', '.join(over)}): something else slowed the 1-thread windows"
                 " of this run."]
-    verdicts = []
-    for r in need(sc, "results"):
-        if r["interpreter"] == goal["interpreter"]:
-            for loop, v in r["loops"].items():
-                x = v["ratio_distinct"]
-                met = "met" if number(x) and x >= goal["ratio"] else "NOT met"
-                verdicts.append(f"{LOOP_NAMES.get(loop, loop)} {fmt(x, '.2f')} ({met})")
-    out += ["", f"Goal, 2 threads on distinct caches on {goal['interpreter']} at least {goal['ratio']}x one thread:"
-            f" {'; '.join(verdicts) if verdicts else 'no ' + goal['interpreter'] + ' results'}.", ""]
+    out += [""]
 
     out += ["The performance issue's goals in this run:", ""]
     out += table(["goal", "this run", "verdict"], [[g, v, "met" if ok else "NOT met"] for g, v, ok in goals(doc)],
