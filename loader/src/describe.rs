@@ -167,13 +167,13 @@ pub fn describe_uncached(executable: &Path) -> Result<Interpreter, DescribeError
 /// `LIBDIR/LDLIBRARY`), when that file exists; otherwise the executable (a static build exports
 /// its C API from the executable).
 fn exports_file<'a>(executable: &Path, get: impl Fn(&str) -> Option<&'a str>) -> PathBuf {
-    if get("Py_ENABLE_SHARED") == Some("1") {
-        if let Some(dir) = get("LIBDIR") {
-            for key in ["INSTSONAME", "LDLIBRARY"] {
-                let lib = get(key).map(|name| Path::new(dir).join(name));
-                if let Some(lib) = lib.filter(|lib| lib.is_file()) {
-                    return lib;
-                }
+    if get("Py_ENABLE_SHARED") == Some("1")
+        && let Some(dir) = get("LIBDIR")
+    {
+        for key in ["INSTSONAME", "LDLIBRARY"] {
+            let lib = get(key).map(|name| Path::new(dir).join(name));
+            if let Some(lib) = lib.filter(|lib| lib.is_file()) {
+                return lib;
             }
         }
     }

@@ -87,10 +87,10 @@ impl Host {
         let mut queue: VecDeque<Arc<Library>> = VecDeque::new();
         let mut seen = HashSet::new();
         for object in objects {
-            if let Some(lib) = host.library(object, None) {
-                if seen.insert(lib.path.clone()) {
-                    queue.push_back(lib);
-                }
+            if let Some(lib) = host.library(object, None)
+                && seen.insert(lib.path.clone())
+            {
+                queue.push_back(lib);
             }
         }
         let mut names = Vec::new();
@@ -105,10 +105,10 @@ impl Host {
                 host.loaded.entry(name).or_insert_with(|| lib.path.clone());
             }
             for needed in &lib.dynamic.needed {
-                if let Ok(found) = host.find(needed, &lib.path, &lib.dynamic, None) {
-                    if seen.insert(found.path.clone()) {
-                        queue.push_back(found);
-                    }
+                if let Ok(found) = host.find(needed, &lib.path, &lib.dynamic, None)
+                    && seen.insert(found.path.clone())
+                {
+                    queue.push_back(found);
                 }
             }
         }
@@ -167,10 +167,10 @@ impl Host {
                 if Path::new(needed).is_absolute() { PathBuf::from(needed) } else { origin.join(needed) };
             return self.library(&path, overlay).ok_or_else(|| format!("the path {}", path.display()));
         }
-        if let Some(path) = self.loaded.get(needed) {
-            if let Some(lib) = self.library(path, overlay) {
-                return Ok(lib);
-            }
+        if let Some(path) = self.loaded.get(needed)
+            && let Some(lib) = self.library(path, overlay)
+        {
+            return Ok(lib);
         }
         let mut searched = Vec::new();
         let lists: [(&str, &[String]); 2] = if dynamic.runpath.is_empty() {

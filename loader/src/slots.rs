@@ -423,10 +423,11 @@ pub(crate) fn check(slots: &Slots, target: &Target) -> (Vec<Refusal>, Vec<String
     let mut notes = Vec::new();
     let (major, minor) = target.version;
     let Ok(array) = &slots.array else {
-        if target.version >= ABI_INFO_SINCE && !slots.single_phase {
-            if let Err(why) = &slots.array {
-                notes.push(format!("its PyABIInfo (Py_mod_abi) was not read: {why}"));
-            }
+        if target.version >= ABI_INFO_SINCE
+            && !slots.single_phase
+            && let Err(why) = &slots.array
+        {
+            notes.push(format!("its PyABIInfo (Py_mod_abi) was not read: {why}"));
         }
         return (refusals, notes);
     };

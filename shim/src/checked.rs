@@ -689,10 +689,10 @@ pub fn unlocking(m: usize) {
             owner
         })
     };
-    if let (false, Some(owner)) = (mine, owner) {
-        if owner != tid() {
-            report(KIND_WRONG_THREAD, &[m], None);
-        }
+    if let (false, Some(owner)) = (mine, owner)
+        && owner != tid()
+    {
+        report(KIND_WRONG_THREAD, &[m], None);
     }
 }
 
