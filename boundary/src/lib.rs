@@ -115,12 +115,36 @@ pub fn boundary<R: FfiReturn>(f: impl FnOnce() -> R) -> R {
 /// Defines exported C functions. Each item is written like a Rust `unsafe fn`; the macro adds
 /// `#[unsafe(no_mangle)]`, `extern "C"` and the panic boundary. Inside the body, [`try_ref!`],
 /// [`try_mut!`] and [`try_nonnull!`] return the return type's [`FfiReturn::on_null`].
+///
+/// An item written `pub unsafe naked fn` is a naked function whose body is one `naked_asm!`: its
+/// whole code is assembly, which cannot panic, so it gets no boundary, and it must do the NULL
+/// check itself (returning what [`FfiReturn::on_null`] gives for its return type). Its callees
+/// must be `extern "C"` functions that cannot unwind. For the few hottest paths only
+/// (`shim/src/mutex.rs`). Naked functions carry no DWARF, so libabigail sees them as ELF symbols
+/// without a signature (tests/abi_check.rs lists them).
 #[macro_export]
 macro_rules! export {
-    ($(
+    () => {};
+    (
+        $(#[$attr:meta])*
+        pub unsafe naked fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block
+        $($rest:tt)*
+    ) => {
+        $(#[$attr])*
+        ///
+        /// # Safety
+        /// The preconditions written for this function in its header: every non-NULL pointer is
+        /// valid for the access described there.
+        #[unsafe(naked)]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret $body
+        $crate::export! { $($rest)* }
+    };
+    (
         $(#[$attr:meta])*
         pub unsafe fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block
-    )*) => {$(
+        $($rest:tt)*
+    ) => {
         $(#[$attr])*
         ///
         /// # Safety
@@ -130,7 +154,8 @@ macro_rules! export {
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             $crate::boundary(move || -> $ret { $body })
         }
-    )*};
+        $crate::export! { $($rest)* }
+    };
 }
 
 /// `try_mut!(ptr)`: borrows `*ptr` exclusively, or returns the export's

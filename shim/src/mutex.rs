@@ -11,7 +11,7 @@
 #![allow(non_camel_case_types)]
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicU8, Ordering::*};
+use std::sync::atomic::{AtomicU8, AtomicU16, Ordering::*};
 
 use ftshim_boundary::Snapshot;
 
@@ -240,24 +240,81 @@ impl Default for ftshim_mutex {
     }
 }
 
-/// The expected values of the exported functions' compare-and-swaps, read from memory instead of
-/// written as constants: while checked mode may be on (and before the environment was read) they
-/// hold [`NEVER`], a value the mutex byte never holds, so every fast-path compare-and-swap fails and
-/// the call goes to its out-of-line path, where the checker is. Loading the expected value costs
-/// the instruction that would have put the constant in the register, so checked mode being off
-/// costs the exported functions nothing ([`fast_paths_open`] keeps them in step).
-static LOCK_EXPECTS: AtomicU8 = AtomicU8::new(NEVER);
-/// See [`LOCK_EXPECTS`]: `LOCKED` while checked mode is off.
-static UNLOCK_EXPECTS: AtomicU8 = AtomicU8::new(NEVER);
+/// The exported lock/trylock fast path's compare-and-swap, as one word read from memory: the low
+/// byte is the value expected in the mutex byte, the high byte the value stored there. While
+/// checked mode may be on (and before the environment was read) the expected byte is [`NEVER`],
+/// a value the mutex byte never holds, so every fast-path compare-and-swap fails and the call
+/// goes to its out-of-line path, where the checker is. Loading the word costs the instructions
+/// that would have put constants in registers, so checked mode being off costs the exported
+/// functions nothing ([`fast_paths_open`] keeps the words in step with the mode).
+///
+/// One word rather than two bytes so that the x86-64 fast path ([`fast_path!`]) loads both
+/// operands with one `movzwl`: expected in `%al`, stored in `%ah`.
+static LOCK_WORD: AtomicU16 = AtomicU16::new(cas_word(NEVER, LOCKED));
+/// See [`LOCK_WORD`]: expects `LOCKED`, stores 0 (unlock without parked waiters).
+static UNLOCK_WORD: AtomicU16 = AtomicU16::new(cas_word(NEVER, 0));
 /// Only bits 0 and 1 are ever set.
 const NEVER: u8 = 0xff;
 
-/// Opens (checked mode off) or closes the exported fast paths ([`LOCK_EXPECTS`]); only
+/// A [`LOCK_WORD`]-style word: `expect` in the low byte, `store` in the high byte.
+const fn cas_word(expect: u8, store: u8) -> u16 {
+    u16::from_le_bytes([expect, store])
+}
+
+/// Opens (checked mode off) or closes the exported fast paths ([`LOCK_WORD`]); only
 /// [`checked::fast_paths_follow_mode`] calls it.
 #[cold]
 pub(crate) fn fast_paths_open(open: bool) {
-    LOCK_EXPECTS.store(if open { 0 } else { NEVER }, SeqCst);
-    UNLOCK_EXPECTS.store(if open { LOCKED } else { NEVER }, SeqCst);
+    let expect = |value| if open { value } else { NEVER };
+    LOCK_WORD.store(cas_word(expect(0), LOCKED), SeqCst);
+    UNLOCK_WORD.store(cas_word(expect(LOCKED), 0), SeqCst);
+}
+
+/// The exported lock, unlock and trylock, on x86-64: each is this one sequence, written in
+/// assembly because it is the whole function and the compiler's version of it is longer (it
+/// materialises the stored byte and the zero status in registers of their own: 9 and 8
+/// instructions for lock and unlock, against 7 and 7 here; docs/benchmarks.md).
+///
+/// NULL gives `FTSHIM_ERR_NULL_ARGUMENT`. Otherwise one `lock cmpxchg` of the mutex byte from the
+/// word's low byte to its high byte ([`LOCK_WORD`]); success returns `FTSHIM_OK`, failure
+/// tail-jumps to the `extern "C"` out-of-line path `$cold` with the argument still in `%rdi`.
+/// Nothing here can panic, and the callees cannot unwind (see [`lock_cold`]). `@PLT` lets the
+/// linker resolve the jump whether or not the callee is local; the word is a local symbol. A
+/// `lock`ed instruction is a full barrier: at least the Acquire (lock) and Release (unlock) the
+/// Rust fast path asks for.
+#[cfg(all(target_arch = "x86_64", not(ftshim_portable_mutex)))]
+macro_rules! fast_path {
+    ($word:path, $cold:path) => {
+        core::arch::naked_asm!(
+            ".cfi_startproc",
+            "test %rdi, %rdi",
+            "je 2f",
+            "movzwl {word}(%rip), %eax",
+            "lock cmpxchg %ah, (%rdi)",
+            "jne {cold}@PLT",
+            "xor %eax, %eax",
+            "ret",
+            "2:",
+            "mov ${null}, %eax",
+            "ret",
+            ".cfi_endproc",
+            word = sym $word,
+            cold = sym $cold,
+            null = const crate::status::FTSHIM_ERR_NULL_ARGUMENT.0,
+            options(att_syntax),
+        )
+    };
+}
+// `xor %eax, %eax` above is FTSHIM_OK.
+const _: () = assert!(FTSHIM_OK.0 == 0);
+
+/// The same fast path in Rust: the exports' body on every other architecture, and on x86-64 when
+/// built with `--cfg ftshim_portable_mutex` (`make test` runs the unit tests that way too).
+#[cfg(any(not(target_arch = "x86_64"), ftshim_portable_mutex))]
+#[inline(always)]
+fn fast_path(m: &ftshim_mutex, word: &AtomicU16, success: std::sync::atomic::Ordering) -> bool {
+    let [expect, store] = word.load(Relaxed).to_le_bytes();
+    m.bits.compare_exchange(expect, store, success, Relaxed).is_ok()
 }
 
 /// `ftshim_mutex_lock` after its compare-and-swap failed: contention, checked mode (or the mode
@@ -296,26 +353,39 @@ extern "C" fn trylock_cold(m: &ftshim_mutex) -> ftshim_status {
     status
 }
 
+#[cfg(all(target_arch = "x86_64", not(ftshim_portable_mutex)))]
+ftshim_boundary::export! {
+    /// `ftshim_mutex_lock` — see include/ftshim.h. Assembly: see [`fast_path!`].
+    pub unsafe naked fn ftshim_mutex_lock(m: *mut ftshim_mutex) -> ftshim_status {
+        fast_path!(LOCK_WORD, lock_cold)
+    }
+
+    /// `ftshim_mutex_unlock` — see include/ftshim.h. Assembly: see [`fast_path!`].
+    pub unsafe naked fn ftshim_mutex_unlock(m: *mut ftshim_mutex) -> ftshim_status {
+        fast_path!(UNLOCK_WORD, unlock_cold)
+    }
+
+    /// `ftshim_mutex_trylock` — see include/ftshim.h. Assembly: see [`fast_path!`].
+    pub unsafe naked fn ftshim_mutex_trylock(m: *mut ftshim_mutex) -> ftshim_status {
+        fast_path!(LOCK_WORD, trylock_cold)
+    }
+}
+
+#[cfg(any(not(target_arch = "x86_64"), ftshim_portable_mutex))]
 ftshim_boundary::export! {
     /// `ftshim_mutex_lock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_lock(m: *mut ftshim_mutex) -> ftshim_status {
         let m = ftshim_boundary::try_ref!(m);
-        if m.bits.compare_exchange(LOCK_EXPECTS.load(Relaxed), LOCKED, Acquire, Relaxed).is_ok() {
+        if fast_path(m, &LOCK_WORD, Acquire) {
             return FTSHIM_OK;
         }
         lock_cold(m)
     }
 
-    /// `ftshim_mutex_init` — see include/ftshim.h (ABI 1.1).
-    pub unsafe fn ftshim_mutex_init(m: *mut ftshim_mutex) -> ftshim_status {
-        ftshim_boundary::try_ref!(m).bits.store(0, Release);
-        FTSHIM_OK
-    }
-
     /// `ftshim_mutex_unlock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_unlock(m: *mut ftshim_mutex) -> ftshim_status {
         let m = ftshim_boundary::try_ref!(m);
-        if m.bits.compare_exchange(UNLOCK_EXPECTS.load(Relaxed), 0, Release, Relaxed).is_ok() {
+        if fast_path(m, &UNLOCK_WORD, Release) {
             return FTSHIM_OK;
         }
         unlock_cold(m)
@@ -324,10 +394,18 @@ ftshim_boundary::export! {
     /// `ftshim_mutex_trylock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_trylock(m: *mut ftshim_mutex) -> ftshim_status {
         let m = ftshim_boundary::try_ref!(m);
-        if m.bits.compare_exchange(LOCK_EXPECTS.load(Relaxed), LOCKED, Acquire, Relaxed).is_ok() {
+        if fast_path(m, &LOCK_WORD, Acquire) {
             return FTSHIM_OK;
         }
         trylock_cold(m)
+    }
+}
+
+ftshim_boundary::export! {
+    /// `ftshim_mutex_init` — see include/ftshim.h (ABI 1.1).
+    pub unsafe fn ftshim_mutex_init(m: *mut ftshim_mutex) -> ftshim_status {
+        ftshim_boundary::try_ref!(m).bits.store(0, Release);
+        FTSHIM_OK
     }
 
     /// `ftshim_mutex_is_locked` — see include/ftshim.h.
