@@ -1,4 +1,4 @@
-"""`make bench`'s report: a results.json (schema 2, written by abi-tests/src/bin/bench.rs) drawn as
+"""`make bench`'s report: a results.json (schema 3, written by abi-tests/src/bin/bench.rs) drawn as
 a PNG, and written as Markdown tables into a document between the lines
 
     <!-- bench:begin -->
@@ -22,7 +22,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
-SCHEMA = 2
+SCHEMA = 3
+# results.json's "dirty" (git status of tracked files, the bench's outputs aside) as the report
+# says it after the commit.
+DIRTY = {False: "", True: " plus uncommitted changes", None: " (uncommitted changes not known: no git)"}
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 
@@ -91,7 +94,8 @@ def region(doc, png_link):
         "<!-- Written by `make bench` (abi-tests/bench/report.py, from target/bench/results.json);"
         " edit the text outside these markers. -->",
         "",
-        f"Run of {need(doc, 'date')} at commit `{str(need(doc, 'commit'))[:12]}`, {need(doc, 'cpus')} CPUs;"
+        f"Run of {need(doc, 'date')} at commit `{str(need(doc, 'commit'))[:12]}`"
+        f"{DIRTY[need(doc, 'dirty')]}, {need(doc, 'cpus')} CPUs;"
         f" the pairs, the shared refcount and checked mode on python{interp['label']}"
         f" {interp['version']} (`{interp['executable']}`).",
         "",

@@ -13,7 +13,7 @@ use ftshim_abi_tests::bench::{
 };
 use ftshim_abi_tests::{scratch, workspace_root};
 
-/// A results file (schema 2) in the shape src/bin/bench.rs writes, with made-up numbers (so the
+/// A results file (schema 3) in the shape src/bin/bench.rs writes, with made-up numbers (so the
 /// test can find them in the output) and the given scaling section.
 fn fixture(scaling: serde_json::Value) -> serde_json::Value {
     let interp = |label: &str, version: &str, ft: bool| serde_json::json!({"label": label, "executable": format!("/fixture/python{label}"), "version": version, "free_threaded": ft});
@@ -26,9 +26,10 @@ fn fixture(scaling: serde_json::Value) -> serde_json::Value {
     };
     let kind = |rate: f64, fairness: Option<f64>, ratio: f64| serde_json::json!({"pairs_per_s": rate, "fairness": fairness, "ftshim_ratio": ratio});
     serde_json::json!({
-        "schema": 2,
+        "schema": 3,
         "date": "2000-01-02T03:04:05Z",
         "commit": "0123456789abcdef0123456789abcdef01234567",
+        "dirty": false,
         "cpus": 2,
         "interpreter": interp("3.13t", "3.13.99", true),
         "interpreters": [interp("3.13t", "3.13.99", true), interp("3.13", "3.13.98", false), interp("3.11", "3.11.97", false)],
@@ -214,4 +215,18 @@ fn the_report_refuses_a_document_without_its_markers() {
     );
     assert!(message.contains(&expected), "expected {expected:?} in:\n{message}");
     assert_eq!(std::fs::read_to_string(&md).expect("read"), "# No markers\n", "the document was changed");
+}
+
+#[test]
+fn the_report_says_when_the_tree_had_uncommitted_changes() {
+    let dir = scratch("bench-report-dirty");
+    let (md, results, png) = (dir.join("benchmarks.md"), dir.join("results.json"), dir.join("out.png"));
+    let mut doc = fixture(scaling_json(&[], 0.5, 5));
+    doc["dirty"] = serde_json::json!(true);
+    write_json(&results, &doc);
+    std::fs::write(&md, format!("{BEGIN}\n{END}\n")).expect("write");
+    render(&results, &png, &md);
+    let text = std::fs::read_to_string(&md).expect("read");
+    let expected = "Run of 2000-01-02T03:04:05Z at commit `0123456789ab` plus uncommitted changes, 2 CPUs";
+    assert!(text.contains(expected), "the report lacks {expected:?}:\n{text}");
 }

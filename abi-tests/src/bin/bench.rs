@@ -13,7 +13,7 @@
 //!    on python3.13t and GIL 3.13 ([`ftshim_abi_tests::bench::scaling`]). `ftshim-bench scaling`
 //!    runs only this part.
 //!
-//! Then it writes `target/bench/results.json` (schema 2) and draws it: `docs/benchmarks.png` and
+//! Then it writes `target/bench/results.json` (schema 3) and draws it: `docs/benchmarks.png` and
 //! the generated region of `docs/benchmarks.md` ([`ftshim_abi_tests::bench::render`]);
 //! `ftshim-bench report` redraws both from the last run's results.json.
 
@@ -217,7 +217,7 @@ fn scaling() -> Vec<Scaling> {
     results
 }
 
-/// Writes this run's numbers to `target/bench/results.json` (schema 2): when, on what (every
+/// Writes this run's numbers to `target/bench/results.json` (schema 3): when, on what (every
 /// interpreter with its full version), and every measured value — pairs, checked mode, shared
 /// refcount, contention, scaling, the CLI — so runs can be compared and drawn. Returns the path.
 fn write_json(
@@ -236,6 +236,18 @@ fn write_json(
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
     let commit = text(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(workspace_root()));
+    // Changes to tracked files the commit does not have (the bench's own outputs aside): the
+    // numbers then come from a tree no commit names, and the report says so.
+    let dirty = text(Command::new("git").current_dir(workspace_root()).args([
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":!docs/benchmarks.md",
+        ":!docs/benchmarks.png",
+    ]))
+    .map(|changes| !changes.is_empty());
     let date = text(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]));
     let pairs: Vec<serde_json::Value> = PAIRS
         .iter()
@@ -264,9 +276,10 @@ fn write_json(
         interpreters().all().into_iter().map(|(label, interp)| describe(label, interp)).collect();
     let number = |n: &str| n.parse::<u64>().map_err(|e| format!("{n}: {e}"));
     let doc = serde_json::json!({
-        "schema": 2,
+        "schema": 3,
         "date": date,
         "commit": commit,
+        "dirty": dirty,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "interpreter": describe("3.13t", ft),
         "interpreters": interpreters,
