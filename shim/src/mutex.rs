@@ -448,6 +448,35 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_path_words_open_once_the_mode_reads_off() {
+        // No FTSHIM_CHECKED in the test environment and no unit test turns checked mode on.
+        assert!(!checked::on());
+        assert_eq!(LOCK_WORD.load(SeqCst).to_le_bytes(), [0, LOCKED]);
+        assert_eq!(UNLOCK_WORD.load(SeqCst).to_le_bytes(), [LOCKED, 0]);
+        fast_paths_open(false);
+        assert_eq!(LOCK_WORD.load(SeqCst).to_le_bytes(), [NEVER, LOCKED]);
+        assert_eq!(UNLOCK_WORD.load(SeqCst).to_le_bytes(), [NEVER, 0]);
+        checked::fast_paths_follow_mode();
+        assert_eq!(LOCK_WORD.load(SeqCst).to_le_bytes(), [0, LOCKED]);
+    }
+
+    /// The Rust fast path (other architectures; x86-64 under `--cfg ftshim_portable_mutex`):
+    /// the compare-and-swap the word describes, or nothing.
+    #[cfg(any(not(target_arch = "x86_64"), ftshim_portable_mutex))]
+    #[test]
+    fn the_rust_fast_path_does_what_the_word_says() {
+        let m = ftshim_mutex::new();
+        let word = |expect, store| AtomicU16::new(cas_word(expect, store));
+        assert!(fast_path(&m, &word(0, LOCKED), Acquire));
+        assert!(m.is_locked());
+        assert!(!fast_path(&m, &word(0, LOCKED), Acquire), "locked: the lock word's CAS fails");
+        assert!(!fast_path(&m, &word(NEVER, 0), Release), "closed: the CAS fails");
+        assert!(m.is_locked());
+        assert!(fast_path(&m, &word(LOCKED, 0), Release));
+        assert!(!m.is_locked());
+    }
+
+    #[test]
     fn contended_increments_are_exact_through_the_parking_slow_path() {
         // No Python in this process: lock/unlock take libftshim's own slow path.
         const THREADS: usize = 4;
