@@ -53,8 +53,8 @@ impl ftshim_mutex {
     }
 
     /// Everything but the uncontended compare-and-swap, out of line so [`Self::lock`]'s fast path
-    /// needs no stack frame. Always `FTSHIM_OK`. (Not a tail call in the export: the call sits
-    /// inside the boundary's `catch_unwind`.)
+    /// needs no stack frame; also where the exports' failed fast path goes ([`lock_cold`]).
+    /// Handles every state, an unlocked mutex included. Always `FTSHIM_OK`.
     #[cold]
     #[inline(never)]
     fn lock_contended(&self) -> ftshim_status {
@@ -102,6 +102,8 @@ impl ftshim_mutex {
         self.unlock_contended()
     }
 
+    /// Everything but the compare-and-swap from `LOCKED` to 0: parked waiters, or not locked.
+    /// Also where the exports' failed fast path goes ([`unlock_cold`]); handles every state.
     #[cold]
     #[inline(never)]
     fn unlock_contended(&self) -> ftshim_status {
@@ -326,7 +328,9 @@ extern "C" fn lock_cold(m: &ftshim_mutex) -> ftshim_status {
     if checked::on() {
         return m.lock_checked();
     }
-    m.lock()
+    // Straight to the contended path: the export's compare-and-swap just failed, and another
+    // one here would only take the cache line from the holder once more.
+    m.lock_contended()
 }
 
 /// `ftshim_mutex_unlock` after its compare-and-swap failed: parked waiters, not locked, checked
@@ -337,7 +341,7 @@ extern "C" fn unlock_cold(m: &ftshim_mutex) -> ftshim_status {
     if checked::on() {
         return m.unlock_checked();
     }
-    m.unlock()
+    m.unlock_contended()
 }
 
 /// `ftshim_mutex_trylock` after its compare-and-swap failed: held, parked waiters, checked mode
