@@ -2,7 +2,10 @@
 
 Thread 1 enters a section (or locks the mutex) and calls time.sleep(SLEEP) inside it. Thread 2
 waits until thread 1 is inside, then takes the same section/lock 1000 times. Prints, for each way,
-whether thread 2 finished before thread 1 left (i.e. got in while thread 1 was blocked).
+whether thread 2 finished before thread 1's last moment inside (i.e. got in while thread 1 was
+blocked). That moment is read inside the section/lock, after the sleep: read after thread 1 left,
+it could come after thread 2's 1000 turns although thread 2 waited for the unlock (a holder
+preempted right after its unlock: seen once on 3.13t, in a fresh-clone .ci/run).
 """
 import threading
 import time
@@ -25,9 +28,13 @@ for way, (hold, kind) in WAYS.items():
     inside = threading.Event()
     done = {}
 
-    def blocker():
-        getattr(p, hold)(lambda: (inside.set(), time.sleep(SLEEP)))
+    def held():
+        inside.set()
+        time.sleep(SLEEP)
         done["holder"] = time.perf_counter()
+
+    def blocker():
+        getattr(p, hold)(held)
 
     def contender():
         inside.wait()
