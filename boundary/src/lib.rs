@@ -121,7 +121,7 @@ pub fn boundary<R: FfiReturn>(f: impl FnOnce() -> R) -> R {
 /// check itself (returning what [`FfiReturn::on_null`] gives for its return type). Its callees
 /// must be `extern "C"` functions that cannot unwind. For the few hottest paths only
 /// (`shim/src/mutex.rs`). Naked functions carry no DWARF, so libabigail sees them as ELF symbols
-/// without a signature (tests/abi_check.rs lists them).
+/// without a signature (tests/abi_check.rs checks that no other export lacks one).
 #[macro_export]
 macro_rules! export {
     () => {};
