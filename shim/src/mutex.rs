@@ -311,12 +311,21 @@ macro_rules! fast_path {
 const _: () = assert!(FTSHIM_OK.0 == 0);
 
 /// The same fast path in Rust: the exports' body on every other architecture, and on x86-64 when
-/// built with `--cfg ftshim_portable_mutex` (`make test` runs the unit tests that way too).
+/// built with `--cfg ftshim_portable_mutex` (`make test` runs the unit tests that way too). The
+/// compare-and-swap the word describes; `FTSHIM_OK`, or what `cold` returns when it failed.
 #[cfg(any(not(target_arch = "x86_64"), ftshim_portable_mutex))]
 #[inline(always)]
-fn fast_path(m: &ftshim_mutex, word: &AtomicU16, success: std::sync::atomic::Ordering) -> bool {
+fn fast_path(
+    m: &ftshim_mutex,
+    word: &AtomicU16,
+    success: std::sync::atomic::Ordering,
+    cold: extern "C" fn(&ftshim_mutex) -> ftshim_status,
+) -> ftshim_status {
     let [expect, store] = word.load(Relaxed).to_le_bytes();
-    m.bits.compare_exchange(expect, store, success, Relaxed).is_ok()
+    if m.bits.compare_exchange(expect, store, success, Relaxed).is_ok() {
+        return FTSHIM_OK;
+    }
+    cold(m)
 }
 
 /// `ftshim_mutex_lock` after its compare-and-swap failed: contention, checked mode (or the mode
@@ -379,29 +388,17 @@ ftshim_boundary::export! {
 ftshim_boundary::export! {
     /// `ftshim_mutex_lock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_lock(m: *mut ftshim_mutex) -> ftshim_status {
-        let m = ftshim_boundary::try_ref!(m);
-        if fast_path(m, &LOCK_WORD, Acquire) {
-            return FTSHIM_OK;
-        }
-        lock_cold(m)
+        fast_path(ftshim_boundary::try_ref!(m), &LOCK_WORD, Acquire, lock_cold)
     }
 
     /// `ftshim_mutex_unlock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_unlock(m: *mut ftshim_mutex) -> ftshim_status {
-        let m = ftshim_boundary::try_ref!(m);
-        if fast_path(m, &UNLOCK_WORD, Release) {
-            return FTSHIM_OK;
-        }
-        unlock_cold(m)
+        fast_path(ftshim_boundary::try_ref!(m), &UNLOCK_WORD, Release, unlock_cold)
     }
 
     /// `ftshim_mutex_trylock` — see include/ftshim.h.
     pub unsafe fn ftshim_mutex_trylock(m: *mut ftshim_mutex) -> ftshim_status {
-        let m = ftshim_boundary::try_ref!(m);
-        if fast_path(m, &LOCK_WORD, Acquire) {
-            return FTSHIM_OK;
-        }
-        trylock_cold(m)
+        fast_path(ftshim_boundary::try_ref!(m), &LOCK_WORD, Acquire, trylock_cold)
     }
 }
 
@@ -465,18 +462,22 @@ mod tests {
     }
 
     /// The Rust fast path (other architectures; x86-64 under `--cfg ftshim_portable_mutex`):
-    /// the compare-and-swap the word describes, or nothing.
+    /// the compare-and-swap the word describes, or the cold path.
     #[cfg(any(not(target_arch = "x86_64"), ftshim_portable_mutex))]
     #[test]
     fn the_rust_fast_path_does_what_the_word_says() {
+        const COLD: ftshim_status = ftshim_status(-99);
+        extern "C" fn cold(_: &ftshim_mutex) -> ftshim_status {
+            COLD
+        }
         let m = ftshim_mutex::new();
         let word = |expect, store| AtomicU16::new(cas_word(expect, store));
-        assert!(fast_path(&m, &word(0, LOCKED), Acquire));
+        assert_eq!(fast_path(&m, &word(0, LOCKED), Acquire, cold), FTSHIM_OK);
         assert!(m.is_locked());
-        assert!(!fast_path(&m, &word(0, LOCKED), Acquire), "locked: the lock word's CAS fails");
-        assert!(!fast_path(&m, &word(NEVER, 0), Release), "closed: the CAS fails");
+        assert_eq!(fast_path(&m, &word(0, LOCKED), Acquire, cold), COLD, "locked: the lock word's CAS fails");
+        assert_eq!(fast_path(&m, &word(NEVER, 0), Release, cold), COLD, "closed: the CAS fails");
         assert!(m.is_locked());
-        assert!(fast_path(&m, &word(LOCKED, 0), Release));
+        assert_eq!(fast_path(&m, &word(LOCKED, 0), Release, cold), FTSHIM_OK);
         assert!(!m.is_locked());
     }
 
