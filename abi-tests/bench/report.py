@@ -23,9 +23,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
 SCHEMA = 3
-# results.json's "dirty" (git status of tracked files, the bench's outputs aside) as the report
-# says it after the commit.
-DIRTY = {False: "", True: " plus uncommitted changes", None: " (uncommitted changes not known: no git)"}
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 
@@ -55,6 +52,15 @@ def need(doc, *path):
         except (KeyError, IndexError, TypeError):
             raise Bad("results have no " + "/".join(str(k) for k in path[: i + 1])) from None
     return value
+
+
+def dirty_text(doc):
+    """results.json's "dirty" (git status of tracked files, the bench's outputs aside) as the report
+    says it after the commit."""
+    value = need(doc, "dirty")
+    if value is not None and not isinstance(value, bool):
+        raise Bad(f"results have dirty {value!r}: expected true, false or null")
+    return {False: "", True: " plus uncommitted changes", None: " (uncommitted changes not known: no git)"}[value]
 
 
 def number(x):
@@ -95,7 +101,7 @@ def region(doc, png_link):
         " edit the text outside these markers. -->",
         "",
         f"Run of {need(doc, 'date')} at commit `{str(need(doc, 'commit'))[:12]}`"
-        f"{DIRTY[need(doc, 'dirty')]}, {need(doc, 'cpus')} CPUs;"
+        f"{dirty_text(doc)}, {need(doc, 'cpus')} CPUs;"
         f" the pairs, the shared refcount and checked mode on python{interp['label']}"
         f" {interp['version']} (`{interp['executable']}`).",
         "",

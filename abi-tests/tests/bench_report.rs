@@ -229,4 +229,11 @@ fn the_report_says_when_the_tree_had_uncommitted_changes() {
     let text = std::fs::read_to_string(&md).expect("read");
     let expected = "Run of 2000-01-02T03:04:05Z at commit `0123456789ab` plus uncommitted changes, 2 CPUs";
     assert!(text.contains(expected), "the report lacks {expected:?}:\n{text}");
+
+    doc["dirty"] = serde_json::json!("yes");
+    write_json(&results, &doc);
+    let err = std::panic::catch_unwind(|| render(&results, &png, &md)).expect_err("a string dirty must fail");
+    let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    let expected = "report.py: results have dirty 'yes': expected true, false or null";
+    assert!(message.contains(expected), "expected {expected:?} in:\n{message}");
 }
